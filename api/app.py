@@ -1,0 +1,36 @@
+"""The Falcon application, built by a factory from injected services."""
+
+from __future__ import annotations
+
+import falcon
+
+from api.errors import handle_unexpected, serialize_error
+from api.observability import MetricsResource, RequestMetrics
+from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
+from api.query import QueryResource
+from api.write import WriteResource
+from common.metrics import ApiMetrics
+from common.queue import BatchQueue, connect_redis
+from common.settings import Settings
+from common.store import CassandraStore
+
+
+def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics) -> falcon.App:
+    app = falcon.App(middleware=[RequestMetrics(metrics)])
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_route("/write", WriteResource(settings, queue, store, metrics))
+    app.add_route("/query", QueryResource(settings, store))
+    app.add_route("/metrics", MetricsResource(metrics))
+    if settings.enable_profiling:
+        start_heap_tracing()
+        app.add_route("/debug/pprof/profile", CpuProfileResource())
+        app.add_route("/debug/pprof/heap", HeapProfileResource())
+    return app
+
+
+def build_app(settings: Settings) -> tuple[falcon.App, CassandraStore]:
+    """The app wired to the real Redis and Cassandra named by `settings` (Cassandra connects lazily)."""
+    queue = BatchQueue(connect_redis(settings), settings)
+    store = CassandraStore(settings)
+    return create_app(settings, queue, store, ApiMetrics(queue.status)), store

@@ -1,0 +1,30 @@
+"""Serving the app with waitress."""
+
+from __future__ import annotations
+
+import logging
+
+import waitress
+
+from api.app import build_app
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_api(settings: Settings) -> None:
+    app, store = build_app(settings)
+    log.info("event=api_listening ip=%s port=%d threads=%d", settings.ip, settings.port, settings.api_threads)
+    try:
+        waitress.serve(
+            app,
+            host=settings.ip,
+            port=settings.port,
+            threads=settings.api_threads,
+            # waitress answers 413 itself for a declared Content-Length above the limit, before
+            # reading the body; larger bodies are never buffered whole.
+            max_request_body_size=settings.max_body_bytes,
+            ident="kube-insight-logserver",
+        )
+    finally:
+        store.close()

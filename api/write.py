@@ -1,0 +1,102 @@
+"""/write: POST ingests a fluent-bit batch into the queue; GET is the health probe (as in the seed)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+
+import falcon
+
+from api.errors import unavailable
+from common.metrics import ApiMetrics
+from common.queue import BatchQueue, QueueFull, QueueUnavailable
+from common.records import DecodedBatch, InvalidBody, decode_json_batch
+from common.settings import Settings
+from common.store import CassandraStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+HEALTH_DEADLINE_SECONDS = 2.0
+
+
+class WriteResource:
+    def __init__(self, settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics):
+        self._settings = settings
+        self._queue = queue
+        self._store = store
+        self._metrics = metrics
+        # Health checks run here so that a hanging dependency cannot hold the probe past its deadline.
+        self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+
+    # --- ingest ---
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = self._read_body(req)
+        batch = self._decode(body)
+        if batch.rows:
+            self._enqueue(batch)
+        self._metrics.records_accepted.inc(len(batch.rows))
+        self._metrics.records_rejected.inc(batch.rejected)
+        self._metrics.lines_truncated.inc(batch.truncated_lines)
+        resp.media = {
+            "accepted": len(batch.rows),
+            "rejected": batch.rejected,
+            "truncated_lines": batch.truncated_lines,
+            "errors": [{"index": e.index, "reason": e.reason} for e in batch.errors],
+        }
+
+    def _read_body(self, req: falcon.Request) -> bytes:
+        limit = self._settings.max_body_bytes
+        too_large = falcon.HTTPContentTooLarge(
+            title="Body too large",
+            description=f"a /write body may hold at most {limit} bytes (MAX_BODY_BYTES); send smaller batches",
+        )
+        if req.content_length is not None and req.content_length > limit:
+            raise too_large
+        body = req.bounded_stream.read(limit + 1)
+        if len(body) > limit:
+            raise too_large
+        return body
+
+    def _decode(self, body: bytes) -> DecodedBatch:
+        try:
+            batch = decode_json_batch(body, self._settings.max_line_bytes)
+        except InvalidBody as error:
+            raise falcon.HTTPBadRequest(title="Invalid body", description=str(error)) from None
+        if not batch.rows and batch.rejected:
+            self._metrics.records_rejected.inc(batch.rejected)
+            reasons = "; ".join(f"record {e.index}: {e.reason}" for e in batch.errors)
+            raise falcon.HTTPBadRequest(
+                title="No valid record", description=f"all {batch.rejected} records are invalid: {reasons}"
+            )
+        return batch
+
+    def _enqueue(self, batch: DecodedBatch) -> None:
+        retry_after = self._settings.retry_after_seconds
+        try:
+            self._queue.enqueue(batch.rows)
+        except QueueFull as error:
+            raise unavailable("Queue", f"ingest is backed up ({error}); retry later", retry_after) from None
+        except QueueUnavailable as error:
+            log.warning("event=enqueue_failed error=%s", error)
+            raise unavailable("Redis", str(error), retry_after) from None
+
+    # --- health probe ---
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        checks = {
+            "redis": self._checks.submit(self._queue.ping),
+            "cassandra": self._checks.submit(self._store.ping, HEALTH_DEADLINE_SECONDS / 2),
+        }
+        done, _ = concurrent.futures.wait(checks.values(), timeout=HEALTH_DEADLINE_SECONDS)
+        failures = []
+        for name, future in checks.items():
+            if future not in done:
+                failures.append(f"{name}: no answer within {HEALTH_DEADLINE_SECONDS:.0f}s")
+            elif (error := future.exception()) is not None:
+                if not isinstance(error, (QueueUnavailable, StoreUnavailable)):
+                    log.error("event=health_check_error dependency=%s error=%r", name, error)
+                failures.append(f"{name}: {error}")
+        resp.media = {"healthy": not failures, "detail": "; ".join(failures)}
+        if failures:
+            resp.status = falcon.HTTP_503

@@ -1,0 +1,1 @@
+"""The `kube-insight-logserver` command line."""

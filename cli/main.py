@@ -1,0 +1,77 @@
+"""kube-insight-logserver {api,worker,queue-status,requeue-failed}: settings in, one process out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from common.settings import Settings, SettingsError, add_options, build_settings
+
+DESCRIPTION = (
+    "Kubernetes pod log service: fluent-bit batches -> Redis queue (RQ) -> Cassandra. Every option "
+    "can also be set by the environment variable shown; a flag wins over the variable."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kube-insight-logserver", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, scope, help_text in (
+        ("api", "api", "serve the HTTP API (POST/GET /write, /query, /metrics)"),
+        ("worker", "worker", "drain the queue into Cassandra (run several side by side to scale)"),
+        ("queue-status", "common", "print queued, in-progress and failed batch counts as JSON"),
+        ("requeue-failed", "common", "put every failed batch back on the queue"),
+    ):
+        add_options(commands.add_parser(name, help=help_text, description=help_text), scope)
+    return parser
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("cassandra").setLevel(max(logging.WARNING, logging.getLevelName(settings.log_level)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    scope = args.command if args.command in ("api", "worker") else "common"
+    try:
+        settings = build_settings(vars(args), os.environ, scope)
+    except SettingsError as error:
+        print(f"kube-insight-logserver {args.command}: {error}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    if args.command == "api":
+        from api.server import run_api
+
+        run_api(settings)
+    elif args.command == "worker":
+        from workers.runner import run_worker
+
+        run_worker(settings)
+    else:
+        from common.queue import BatchQueue, QueueUnavailable, connect_redis
+
+        queue = BatchQueue(connect_redis(settings), settings)
+        try:
+            if args.command == "queue-status":
+                status = queue.status()
+                print(json.dumps({"queued": status.queued, "in_progress": status.started,
+                                  "failed": status.failed}))
+            else:
+                print(json.dumps({"requeued": queue.requeue_failed()}))
+        except QueueUnavailable as error:
+            print(f"kube-insight-logserver {args.command}: {error}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

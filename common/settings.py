@@ -1,0 +1,325 @@
+"""One settings object, built once at start from environment variables and command-line flags.
+
+Every option has a flag and an environment variable; a flag wins over the variable, the variable
+over the default. Names follow the Go seed where it had the option (IP, PORT, CASSANDRA_*,
+ENABLE_PROFILING; Cassandra hosts as positional arguments). A bad value stops the program at once
+with a message naming the option and what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+REPLICATION_STRATEGIES = ("SimpleStrategy", "NetworkTopologyStrategy")
+WRITE_MODES = ("batch", "concurrent")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ALL")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the program cannot run with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # HTTP front end
+    ip: str = "0.0.0.0"
+    port: int = 8080
+    api_threads: int = 8
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_line_bytes: int = 256 * 1024
+    query_max_rows: int = 100_000
+    query_max_range_seconds: int = 31 * 86400
+    enable_profiling: bool = False
+    # Redis and the queue
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = 1.0
+    queue_name: str = "kube-insight-logs"
+    queue_high_water_mark: int = 5000
+    retry_after_seconds: int = 5
+    # Cassandra
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 9042
+    cassandra_keyspace: str = "insight_logs"
+    cassandra_replication_strategy: str = "SimpleStrategy"
+    cassandra_replication_factors: Mapping[str, int] = dataclasses.field(
+        default_factory=lambda: {"cluster": 1}
+    )
+    cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_bucket_seconds: int = 3600
+    cassandra_ttl_seconds: int = 0
+    cassandra_timeout_seconds: float = 10.0
+    cassandra_write_mode: str = "concurrent"
+    cassandra_write_concurrency: int = 64
+    cassandra_username: str = ""
+    cassandra_password: str = dataclasses.field(default="", repr=False)
+    # Worker
+    worker_metrics_port: int = 9100
+    worker_burst: bool = False
+    job_timeout_seconds: int = 120
+    job_retry_intervals: tuple[int, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900)
+    maintenance_interval_seconds: int = 30
+    # Both
+    log_level: str = "INFO"
+
+    def replication_map(self) -> dict[str, Any]:
+        """The replication options of CREATE KEYSPACE, in the seed's `{"cluster": N}` convention."""
+        if self.cassandra_replication_strategy == "SimpleStrategy":
+            (factor,) = self.cassandra_replication_factors.values()
+            return {"class": "SimpleStrategy", "replication_factor": factor}
+        return {"class": "NetworkTopologyStrategy", **self.cassandra_replication_factors}
+
+
+# --- value parsers: each raises SettingsError with a message that says what is expected ---
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SettingsError(f"expected a whole number, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+            raise SettingsError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise SettingsError(f"must be > 0, got {value}")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"expected true or false, got {text!r}")
+
+
+def _choice(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.upper() if upper else text
+        if value not in choices:
+            raise SettingsError(f"must be one of {', '.join(choices)}; got {text!r}")
+        return value
+
+    return parse
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise SettingsError("must not be empty")
+    return text
+
+
+def _any_text(text: str) -> str:
+    return text
+
+
+def _keyspace(text: str) -> str:
+    if not (text[:1].isalpha() and text.replace("_", "").isalnum() and len(text) <= 48):
+        raise SettingsError(
+            f"must start with a letter and hold only letters, digits and '_' (max 48), got {text!r}"
+        )
+    return text
+
+
+def _replication_factors(text: str) -> dict[str, int]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise SettingsError(f'expected a JSON map such as {{"dc1": 3}}, got {text!r}') from None
+    if (
+        not isinstance(value, dict)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value.values())
+    ):
+        raise SettingsError(f"expected a non-empty JSON map of positive integers, got {text!r}")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"expected redis://host:port/db (or rediss://, unix://), got {text!r}")
+    return text
+
+
+def _intervals(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"expected comma-separated seconds such as 1,5,30, got {text!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise SettingsError(f"expected at least one non-negative number of seconds, got {text!r}")
+    return values
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    hosts = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not hosts:
+        raise SettingsError("expected at least one host name or address")
+    return hosts
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    field: str
+    flag: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+    scope: str = "common"  # "common", "api" or "worker": which subcommands offer it
+    secret: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("ip", "--bind-address", "IP", _text, "IP address the HTTP server binds to", "api"),
+    Option("port", "--port", "PORT", _int(1, 65535), "HTTP port to listen on", "api"),
+    Option("api_threads", "--api-threads", "API_THREADS", _int(1, 256), "waitress worker threads", "api"),
+    Option("max_body_bytes", "--max-body-bytes", "MAX_BODY_BYTES", _int(1024),
+           "largest POST /write body accepted; larger bodies get 413", "api"),
+    Option("max_line_bytes", "--max-line-bytes", "MAX_LINE_BYTES", _int(64),
+           "a log line longer than this (UTF-8 bytes) is truncated to it and marked", "api"),
+    Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
+           "most rows one GET /query returns; a longer answer says truncated=true", "api"),
+    Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),
+           "widest time range one GET /query may ask for", "api"),
+    Option("enable_profiling", "--enable-profiling", "ENABLE_PROFILING", _bool,
+           "serve /debug/pprof/profile (CPU) and /debug/pprof/heap (allocations)", "api"),
+    Option("redis_url", "--redis-url", "REDIS_URL", _redis_url, "Redis holding the queue"),
+    Option("redis_timeout_seconds", "--redis-timeout-seconds", "REDIS_TIMEOUT_SECONDS", _positive_float,
+           "bound on every Redis call (connect and command)"),
+    Option("queue_name", "--queue-name", "QUEUE_NAME", _text, "RQ queue the batches go through"),
+    Option("queue_high_water_mark", "--queue-high-water-mark", "QUEUE_HIGH_WATER_MARK", _int(1),
+           "queued batches above which POST /write answers 503 + Retry-After", "api"),
+    Option("retry_after_seconds", "--retry-after-seconds", "RETRY_AFTER_SECONDS", _int(1),
+           "Retry-After sent with a 503", "api"),
+    Option("cassandra_hosts", "--cassandra-hosts", "CASSANDRA_HOSTS", _hosts,
+           "comma-separated Cassandra contact points (positional arguments win)"),
+    Option("cassandra_port", "--cassandra-port", "CASSANDRA_PORT", _int(1, 65535), "Cassandra CQL port"),
+    Option("cassandra_keyspace", "--cassandra-keyspace", "CASSANDRA_KEYSPACE", _keyspace,
+           "keyspace to use (created when missing)"),
+    Option("cassandra_replication_strategy", "--cassandra-replication-strategy",
+           "CASSANDRA_REPLICATION_STRATEGY", _choice(REPLICATION_STRATEGIES),
+           "replication strategy used when the keyspace is created"),
+    Option("cassandra_replication_factors", "--cassandra-replication-factors",
+           "CASSANDRA_REPLICATION_FACTORS", _replication_factors,
+           'JSON map of replication factors: {"cluster": N} for SimpleStrategy, {"dc1": 3, ...} otherwise'),
+    Option("cassandra_consistency", "--cassandra-consistency", "CASSANDRA_CONSISTENCY",
+           _choice(CONSISTENCY_LEVELS, upper=True), "consistency level of writes and reads"),
+    Option("cassandra_bucket_seconds", "--cassandra-bucket-seconds", "CASSANDRA_BUCKET_SECONDS",
+           _int(60, 7 * 86400), "time span of one partition (bounds partition size); fixed per table"),
+    Option("cassandra_ttl_seconds", "--cassandra-ttl-seconds", "CASSANDRA_TTL_SECONDS", _int(0),
+           "default TTL of log rows when the table is created (0: keep forever)"),
+    Option("cassandra_timeout_seconds", "--cassandra-timeout-seconds", "CASSANDRA_TIMEOUT_SECONDS",
+           _positive_float, "client-side timeout of one Cassandra request"),
+    Option("cassandra_write_mode", "--cassandra-write-mode", "CASSANDRA_WRITE_MODE", _choice(WRITE_MODES),
+           "'concurrent' (one prepared INSERT per row, pipelined) or 'batch' (single-partition unlogged batches)",
+           "worker"),
+    Option("cassandra_write_concurrency", "--cassandra-write-concurrency", "CASSANDRA_WRITE_CONCURRENCY",
+           _int(1, 2048), "requests in flight per worker while writing a batch", "worker"),
+    Option("cassandra_username", "--cassandra-username", "CASSANDRA_USERNAME", _any_text,
+           "user for PasswordAuthenticator (empty: no authentication)"),
+    Option("cassandra_password", "--cassandra-password", "CASSANDRA_PASSWORD", _any_text,
+           "password for PasswordAuthenticator", secret=True),
+    Option("worker_metrics_port", "--metrics-port", "WORKER_METRICS_PORT", _int(0, 65535),
+           "port of the worker's own /metrics (0: off)", "worker"),
+    Option("worker_burst", "--burst", "WORKER_BURST", _bool, "exit once the queue is empty", "worker"),
+    Option("job_timeout_seconds", "--job-timeout-seconds", "JOB_TIMEOUT_SECONDS", _int(5),
+           "longest one batch write may take before it is retried"),
+    Option("job_retry_intervals", "--job-retry-intervals", "JOB_RETRY_INTERVALS", _intervals,
+           "back-off (seconds) between retries of a failed batch; their count is the retry budget"),
+    Option("maintenance_interval_seconds", "--maintenance-interval-seconds", "MAINTENANCE_INTERVAL_SECONDS",
+           _int(5), "how often a worker requeues jobs abandoned by a dead worker", "worker"),
+    Option("log_level", "--log-level", "LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "log verbosity"),
+)
+
+
+def _default_text(option: Option) -> str:
+    value = getattr(Settings(), option.field)
+    if option.secret:
+        return "(unset)" if not value else "(set)"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(dict(value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def options_for(scope: str) -> list[Option]:
+    return [o for o in OPTIONS if o.scope in ("common", scope)]
+
+
+def add_options(parser: argparse.ArgumentParser, scope: str) -> None:
+    """Add every option of `scope` to `parser`; values stay raw strings until `build_settings`."""
+    for option in options_for(scope):
+        boolean = option.parse is _bool
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            default=None,
+            nargs="?" if boolean else None,
+            const="true" if boolean else None,
+            metavar=option.env,
+            help=f"{option.help} (env {option.env}, default {_default_text(option)})",
+        )
+    if scope in ("api", "worker"):
+        parser.add_argument(
+            "hosts",
+            nargs="*",
+            metavar="cassandra-node",
+            help="Cassandra contact points, as in the seed (default: CASSANDRA_HOSTS or 127.0.0.1)",
+        )
+
+
+def build_settings(
+    flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None, scope: str = "api"
+) -> Settings:
+    """Settings from raw flag values and environment; flags win. Raises SettingsError."""
+    flags = flags or {}
+    env = env or {}
+    values: dict[str, Any] = {}
+    for option in options_for(scope):
+        raw, source = flags.get(option.field), option.flag
+        if raw is None and option.env in env:
+            raw, source = env[option.env], option.env
+        if raw is None:
+            continue
+        try:
+            values[option.field] = option.parse(str(raw))
+        except SettingsError as error:
+            where = source if source == option.env else f"{source} ({option.env})"
+            raise SettingsError(f"invalid {where}: {error}") from None
+    if flags.get("hosts"):
+        values["cassandra_hosts"] = tuple(flags["hosts"])
+    settings = Settings(**values)
+    _check_consistent(settings)
+    return settings
+
+
+def _check_consistent(settings: Settings) -> None:
+    if settings.cassandra_replication_strategy == "SimpleStrategy" and len(
+        settings.cassandra_replication_factors
+    ) != 1:
+        raise SettingsError(
+            "invalid --cassandra-replication-factors (CASSANDRA_REPLICATION_FACTORS): SimpleStrategy "
+            'takes a single factor such as {"cluster": 1}'
+        )
+    if bool(settings.cassandra_username) != bool(settings.cassandra_password):
+        raise SettingsError("CASSANDRA_USERNAME and CASSANDRA_PASSWORD must be set together")

@@ -1,0 +1,86 @@
+"""Nanosecond timestamps: RFC 3339 text <-> integer nanoseconds since the Unix epoch.
+
+Python's datetime stops at microseconds, and container runtimes stamp lines in nanoseconds, so
+times travel through the pipeline as int nanoseconds and are parsed and formatted here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import re
+import time
+
+NS_PER_SECOND = 1_000_000_000
+# Cassandra bigint and the int64 nanosecond range both end in 2262; 1970 keeps buckets non-negative.
+MIN_NS = 0
+MAX_NS = 2**63 - 1
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+class TimestampError(ValueError):
+    """A timestamp that is not RFC 3339 or lies outside the storable range."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _epoch_seconds(date: str, clock: str, offset: str) -> int:
+    """Seconds since the epoch of a whole second; cached because a batch shares few seconds."""
+    try:
+        struct = time.strptime(f"{date}T{clock}", "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        raise TimestampError(f"not a valid date and time: {date}T{clock}") from None
+    seconds = calendar.timegm(struct)
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise TimestampError(f"not a valid UTC offset: {offset}")
+        seconds -= sign * (hours * 3600 + minutes * 60)
+    return seconds
+
+
+def parse_rfc3339_ns(text: str) -> int:
+    """'2018-05-03T12:04:57.094408152Z' -> nanoseconds since the epoch (offsets honoured)."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise TimestampError(f"not an RFC 3339 timestamp: {text[:64]!r}")
+    date, clock, fraction, offset = match.groups()
+    ns = _epoch_seconds(date, clock, offset) * NS_PER_SECOND
+    if fraction:
+        ns += int(fraction.ljust(9, "0"))
+    return check_range(ns)
+
+
+def epoch_seconds_to_ns(seconds: float) -> int:
+    """fluent-bit's `date` (float seconds, microsecond precision) -> nanoseconds."""
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise TimestampError(f"not a finite number of seconds: {seconds}")
+    # A double holds ~16 significant digits: rounding to microseconds undoes the float noise.
+    return check_range(round(seconds * 1_000_000) * 1000)
+
+
+def check_range(ns: int) -> int:
+    if not MIN_NS <= ns <= MAX_NS:
+        raise TimestampError("timestamp outside 1970-01-01T00:00:00Z .. 2262-04-11T23:47:16Z")
+    return ns
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def format_rfc3339_ns(ns: int) -> str:
+    """Nanoseconds -> RFC 3339 UTC with the fraction's trailing zeros trimmed ('...:00.1Z')."""
+    seconds, fraction = divmod(ns, NS_PER_SECOND)
+    text = _format_seconds(seconds)
+    if fraction:
+        return f"{text}.{fraction:09d}".rstrip("0") + "Z"
+    return text + "Z"
+
+
+def now_ns() -> int:
+    return time.time_ns()

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the stack and the tests need, skipping whatever is already there:
+# a virtualenv with the package (.venv), Debian's redis-server, Cassandra from Maven Central.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { printf '[install] %s\n' "$*"; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+stamp=.venv/.installed-$(cat pyproject.toml | md5sum | cut -c1-12)
+if [ ! -f "$stamp" ]; then
+  log "installing the package and test dependencies into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[test]'
+  rm -f .venv/.installed-*; touch "$stamp"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  log "installing Debian's redis-server"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq redis-server >/dev/null
+fi
+
+if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
+  log "installing Java 17 and Maven"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null
+fi
+scripts/cassandra.sh install
+log "done"

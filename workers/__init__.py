@@ -1,0 +1,1 @@
+"""Queue consumers: drain batches from Redis (RQ) and write them to Cassandra in bulk."""
