@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from common.timestamps import TimestampError, epoch_seconds_to_ns, parse_rfc3339_ns
+from common.timestamps import TimestampError, date_value_to_ns, parse_rfc3339_ns
 
 # Kubernetes names are at most 253 characters; the bound also keeps partition keys small.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
@@ -36,7 +36,8 @@ class FluentBitRecord(msgspec.Struct):
     log: str = ""
     stream: str | None = None
     time: str | None = None
-    date: float | None = None
+    # fluent-bit's json_date_format: double (default), epoch, epoch_ms, iso8601, java_sql_timestamp.
+    date: float | int | str | None = None
 
 
 class LogRow(msgspec.Struct, array_like=True):
@@ -151,10 +152,10 @@ def _timestamp_ns(record: FluentBitRecord) -> int:
             raise TimestampError(f"`time`: {error}") from None
     if record.date is not None:
         try:
-            return epoch_seconds_to_ns(record.date)
+            return date_value_to_ns(record.date)
         except TimestampError as error:
             raise TimestampError(f"`date`: {error}") from None
-    raise TimestampError("record has neither `time` (RFC 3339) nor `date` (epoch seconds)")
+    raise TimestampError("record has neither `time` (RFC 3339) nor `date` (epoch seconds or ISO 8601)")
 
 
 TRUNCATION_MARK = " [truncated by kube-insight-logserver]"

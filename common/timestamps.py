@@ -17,8 +17,10 @@ MIN_NS = 0
 MAX_NS = 2**63 - 1
 
 _RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
 )
+# An integer `date` this large cannot be seconds (year 5138): fluent-bit's epoch_ms format.
+_EPOCH_MS_THRESHOLD = 10**11
 
 
 class TimestampError(ValueError):
@@ -43,11 +45,15 @@ def _epoch_seconds(date: str, clock: str, offset: str) -> int:
 
 
 def parse_rfc3339_ns(text: str) -> int:
-    """'2018-05-03T12:04:57.094408152Z' -> nanoseconds since the epoch (offsets honoured)."""
+    """'2018-05-03T12:04:57.094408152Z' -> nanoseconds since the epoch.
+
+    Offsets are honoured; without one (fluent-bit's java_sql_timestamp) the time is taken as UTC.
+    """
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise TimestampError(f"not an RFC 3339 timestamp: {text[:64]!r}")
     date, clock, fraction, offset = match.groups()
+    offset = offset or "Z"
     ns = _epoch_seconds(date, clock, offset) * NS_PER_SECOND
     if fraction:
         ns += int(fraction.ljust(9, "0"))
@@ -60,6 +66,15 @@ def epoch_seconds_to_ns(seconds: float) -> int:
         raise TimestampError(f"not a finite number of seconds: {seconds}")
     # A double holds ~16 significant digits: rounding to microseconds undoes the float noise.
     return check_range(round(seconds * 1_000_000) * 1000)
+
+
+def date_value_to_ns(value: float | int | str) -> int:
+    """fluent-bit's `date` in any json_date_format: double/epoch seconds, epoch_ms, iso8601, java_sql."""
+    if isinstance(value, str):
+        return parse_rfc3339_ns(value)
+    if isinstance(value, int) and abs(value) >= _EPOCH_MS_THRESHOLD:
+        return check_range(value * 1_000_000)
+    return epoch_seconds_to_ns(value)
 
 
 def check_range(ns: int) -> int:

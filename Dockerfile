@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# One image for both processes of kube-insight-logserver:
+#   docker build -t kube-insight-logserver .
+#   docker run -p 8080:8080 -e REDIS_URL=redis://redis:6379/0 -e CASSANDRA_HOSTS=cassandra kube-insight-logserver
+#   docker run -e REDIS_URL=... -e CASSANDRA_HOSTS=... kube-insight-logserver worker
+# Every option is an environment variable or a flag (`kube-insight-logserver api --help`).
+
+# --- build: install the package and its dependencies into a virtualenv ---
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+# Only what the package build needs; tests, scripts and local state stay out of the image.
+COPY pyproject.toml README.md ./
+COPY api/ api/
+COPY workers/ workers/
+COPY common/ common/
+COPY cli/ cli/
+# cassandra-driver, msgspec and zstandard come as manylinux wheels (libev is bundled in the
+# cassandra-driver wheel), so neither a compiler nor apt packages are needed.
+RUN pip install .
+
+# --- runtime: the virtualenv on a clean slim base, run by an unprivileged user ---
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 logserver \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin logserver
+COPY --from=build /opt/venv /opt/venv
+# Numeric, so that Kubernetes runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+# 8080: the HTTP API (PORT); 9100: a worker's own /metrics (WORKER_METRICS_PORT).
+EXPOSE 8080 9100
+# GET /write answers 200 when Redis and Cassandra both answer, 503 otherwise (urlopen raises).
+# This probes the API; docker-compose.yml gives the worker its own check.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/write' % os.environ.get('PORT', '8080'), timeout=4)"]
+ENTRYPOINT ["kube-insight-logserver"]
+CMD ["api"]

@@ -1,0 +1,64 @@
+"""Shared fixtures. Integration fixtures talk to the real Redis and Cassandra started by `make up`;
+when one is missing they fail (never skip), so CI cannot pass without them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import uuid
+
+import pytest
+
+from common.settings import Settings
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CASSANDRA_HOST = os.environ.get("TEST_CASSANDRA_HOST", "127.0.0.1")
+CASSANDRA_PORT = int(os.environ.get("TEST_CASSANDRA_PORT", "9042"))
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def integration_settings() -> Settings:
+    """Settings for the real services, with a keyspace and queue of this test session's own."""
+    missing = [
+        name for name, port in (("Redis", 6379), ("Cassandra", CASSANDRA_PORT))
+        if not _port_open("127.0.0.1" if name == "Redis" else CASSANDRA_HOST, port)
+    ]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not reachable: run `make up` first (make test does)")
+    run = uuid.uuid4().hex[:8]
+    return Settings(
+        redis_url=REDIS_URL,
+        queue_name=f"kil-test-{run}",
+        cassandra_hosts=(CASSANDRA_HOST,),
+        cassandra_port=CASSANDRA_PORT,
+        cassandra_keyspace=f"kil_test_{run}",
+        cassandra_consistency="ONE",
+        job_retry_intervals=(0, 0, 0),
+        worker_metrics_port=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def real_store(integration_settings):
+    from common.store import CassandraStore
+
+    store = CassandraStore(integration_settings)
+    store.connect()
+    yield store
+    store.connect().execute(
+        f"DROP KEYSPACE IF EXISTS {integration_settings.cassandra_keyspace}", timeout=60
+    )
+    store.close()
+
+
+def with_changes(settings: Settings, **changes) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,49 @@
+"""Real fluent-bit request bodies, shared by every test that needs one.
+
+The captures live outside the repository, in /work/shared/fixtures/fluent-bit (see its README.md):
+one folder per fluent-bit output configuration, each with `body` (raw bytes) and `headers.json`.
+A missing directory is an error, never a skip: a test that silently skips its real input proves
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# tests/fixtures.py -> parents[1] is the repository (/work/main); the shared folder is its sibling.
+FLUENT_BIT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "fluent-bit"
+
+
+class FixtureMissing(FileNotFoundError):
+    """A fluent-bit capture the tests rely on is not where it should be."""
+
+
+def _capture_dir(name: str) -> Path:
+    root = FLUENT_BIT_DIR.resolve()
+    if not root.is_dir():
+        raise FixtureMissing(
+            f"fluent-bit fixtures directory not found: {root} "
+            "(expected a `shared/fixtures/fluent-bit` folder next to the repository)"
+        )
+    folder = root / name
+    if not folder.is_dir():
+        available = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir()))
+        raise FixtureMissing(f"no fluent-bit capture named {name!r} in {root}; available: {available}")
+    return folder
+
+
+def fluent_bit_body(name: str) -> bytes:
+    """The exact bytes fluent-bit sent for capture `name` (e.g. "json", "notime_double")."""
+    path = _capture_dir(name) / "body"
+    if not path.is_file():
+        raise FixtureMissing(f"fluent-bit capture {name!r} has no body file: {path}")
+    return path.read_bytes()
+
+
+def fluent_bit_headers(name: str) -> dict[str, str]:
+    """The HTTP headers fluent-bit sent with capture `name`."""
+    path = _capture_dir(name) / "headers.json"
+    if not path.is_file():
+        raise FixtureMissing(f"fluent-bit capture {name!r} has no headers.json: {path}")
+    return json.loads(path.read_text())

@@ -1,0 +1,72 @@
+"""GET /write (health probe), GET /metrics, and the error shape of unknown paths."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.unit.api_harness import FakeStore, build
+
+
+def test_health_is_200_when_redis_and_cassandra_answer():
+    response = build().client.simulate_get("/write")
+    assert response.status_code == 200
+    assert response.json == {"healthy": True, "detail": ""}
+
+
+def test_health_is_503_naming_cassandra_when_it_is_down():
+    response = build(store=FakeStore(down="no host available")).client.simulate_get("/write")
+    assert response.status_code == 503
+    assert response.json["healthy"] is False
+    assert response.json["detail"].startswith("cassandra: ")
+
+
+def test_health_is_503_naming_redis_when_it_is_down():
+    harness = build()
+    harness.redis_server.connected = False
+    response = harness.client.simulate_get("/write")
+    assert response.status_code == 503
+    assert response.json["detail"].startswith("redis: ")
+
+
+def metrics(harness) -> dict[str, float]:
+    text = harness.client.simulate_get("/metrics").text
+    return {
+        sample.name + str(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_requests_by_method_route_and_status():
+    harness = build()
+    harness.client.simulate_get("/write")
+    harness.client.simulate_get("/query")
+    values = metrics(harness)
+    assert values["logserver_http_requests_total[('method', 'GET'), ('path', '/write'), ('status', '200')]"] == 1
+    assert values["logserver_http_requests_total[('method', 'GET'), ('path', '/query'), ('status', '400')]"] == 1
+
+
+def test_metrics_report_records_and_queue_depth_read_from_redis():
+    harness = build()
+    harness.client.simulate_post("/write", json=[
+        {"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0},
+        {"kubernetes": {"namespace_name": "n"}, "date": 1.0},
+    ])
+    values = metrics(harness)
+    assert values["logserver_records_accepted_total[]"] == 1
+    assert values["logserver_records_rejected_total[]"] == 1
+    assert values["logserver_queue_depth[]"] == 1
+    assert values["logserver_queue_failed_jobs[]"] == 0
+    assert values["logserver_redis_up[]"] == 1
+
+
+def test_metrics_still_answer_when_redis_is_down():
+    harness = build()
+    harness.redis_server.connected = False
+    assert metrics(harness)["logserver_redis_up[]"] == 0
+
+
+def test_an_unknown_path_gets_404_in_the_error_shape():
+    response = build().client.simulate_get("/nope")
+    assert response.status_code == 404
+    assert set(response.json) == {"message", "detail"}

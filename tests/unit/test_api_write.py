@@ -1,0 +1,130 @@
+"""POST /write: what fluent-bit gets back for each kind of body, and what lands in the queue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from common.queue import decode_payload
+from common.settings import Settings
+from tests.unit.api_harness import build
+
+
+def record(**overrides):
+    value = {
+        "date": 1525349097.094408,
+        "kubernetes": {"namespace_name": "kube-system", "pod_name": "weave-net-5mfwh",
+                       "container_name": "weave", "host": "master1"},
+        "log": "hello\n",
+        "stream": "stderr",
+        "time": "2018-05-03T12:04:57.094408152Z",
+    }
+    value.update(overrides)
+    return value
+
+
+def post(harness, body, **headers):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return harness.client.simulate_post("/write", body=data, headers={"Content-Type": "application/json", **headers})
+
+
+def queued_rows(harness):
+    rows = []
+    for job in harness.queue.rq_queue.get_jobs():
+        rows += decode_payload(harness.redis.get(job.args[0])).rows
+    return rows
+
+
+def test_a_valid_batch_is_queued_and_acknowledged_with_a_summary():
+    harness = build()
+    response = post(harness, [record(), record(log="second\n")])
+    assert response.status_code == 200
+    assert response.json == {"accepted": 2, "rejected": 0, "truncated_lines": 0, "errors": []}
+    rows = queued_rows(harness)
+    assert [r.log for r in rows] == ["hello\n", "second\n"]
+    assert rows[0].ts_ns == 1525349097094408152
+    assert (rows[0].namespace, rows[0].pod_name, rows[0].container_name) == ("kube-system", "weave-net-5mfwh", "weave")
+
+
+def test_a_batch_becomes_exactly_one_job():
+    harness = build()
+    post(harness, [record() for _ in range(100)])
+    assert harness.queue.rq_queue.count == 1
+
+
+def test_invalid_records_are_reported_and_their_valid_neighbours_kept():
+    harness = build()
+    bad = record()
+    del bad["kubernetes"]["pod_name"]
+    response = post(harness, [record(log="kept 1"), bad, record(log="kept 2"), record(time="yesterday")])
+    assert response.status_code == 200
+    assert response.json["accepted"] == 2 and response.json["rejected"] == 2
+    assert [e["index"] for e in response.json["errors"]] == [1, 3]
+    assert "pod_name" in response.json["errors"][0]["reason"]
+    assert "RFC 3339" in response.json["errors"][1]["reason"]
+    assert [r.log for r in queued_rows(harness)] == ["kept 1", "kept 2"]
+
+
+@pytest.mark.parametrize("body, expected", [
+    (b"not json", "not valid JSON"),
+    (b'{"log": "an object, not an array"}', "JSON array"),
+])
+def test_a_body_that_can_never_succeed_gets_400_with_message_and_detail(body, expected):
+    response = post(build(), body)
+    assert response.status_code == 400
+    assert set(response.json) == {"message", "detail"}
+    assert expected in response.json["detail"]
+
+
+def test_a_batch_of_only_invalid_records_gets_400_naming_each_reason():
+    response = post(build(), [record(kubernetes={"namespace_name": "", "pod_name": "p", "container_name": "c"})])
+    assert response.status_code == 400
+    assert "namespace_name" in response.json["detail"]
+
+
+def test_an_empty_array_is_accepted_and_queues_nothing():
+    harness = build()
+    response = post(harness, [])
+    assert response.status_code == 200 and response.json["accepted"] == 0
+    assert harness.queue.rq_queue.count == 0
+
+
+def test_a_record_with_only_date_is_stamped_from_it():
+    harness = build()
+    value = record()
+    del value["time"]
+    post(harness, [value])
+    assert queued_rows(harness)[0].ts_ns == 1525349097094408000
+
+
+def test_a_declared_body_above_the_limit_gets_413_without_being_read():
+    harness = build(Settings(max_body_bytes=2048))
+    response = post(harness, json.dumps([record(log="x" * 4096)]).encode())
+    assert response.status_code == 413
+    assert "MAX_BODY_BYTES" in response.json["detail"]
+
+
+def test_a_queue_above_its_high_water_mark_gets_503_with_retry_after():
+    harness = build(Settings(queue_high_water_mark=1, retry_after_seconds=7))
+    assert post(harness, [record()]).status_code == 200
+    response = post(harness, [record()])
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert harness.queue.rq_queue.count == 1
+
+
+def test_redis_unavailable_gets_503_and_nothing_is_acknowledged():
+    harness = build(Settings(retry_after_seconds=3))
+    harness.redis_server.connected = False
+    response = post(harness, [record()])
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "3"
+    assert "Redis" in response.json["message"]
+
+
+def test_an_overlong_line_is_truncated_and_counted():
+    harness = build(Settings(max_line_bytes=100))
+    response = post(harness, [record(log="é" * 500)])
+    assert response.json["truncated_lines"] == 1
+    assert len(queued_rows(harness)[0].log.encode()) <= 100
