@@ -163,5 +163,5 @@ TRUNCATION_MARK = " [truncated by kube-insight-logserver]"
 
 def truncate_line(log: str, max_line_bytes: int) -> str:
     """Cut a line to at most max_line_bytes UTF-8 bytes (mark included), never inside a character."""
-    budget = max(max_line_bytes - len(TRUNCATION_MARK), 0)
-    return log.encode()[:budget].decode("utf-8", errors="ignore") + TRUNCATION_MARK
+    mark = TRUNCATION_MARK if max_line_bytes > len(TRUNCATION_MARK) else ""
+    return log.encode()[: max_line_bytes - len(mark)].decode("utf-8", errors="ignore") + mark

@@ -40,10 +40,10 @@ class ContextJob(Job):
 
 
 class StoreWorker(SimpleWorker):
-    def __init__(self, *args, context: JobContext, store_wait_seconds: float = 30.0, **kwargs):
+    def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 30.0), **kwargs):
         super().__init__(*args, job_class=ContextJob, **kwargs)
         self.context = context
-        self._store_wait_seconds = store_wait_seconds
+        self._store_backoff = store_backoff  # first and longest pause while Cassandra is down
 
     def perform_job(self, job, queue, execution) -> bool:
         job.context = self.context
@@ -54,7 +54,7 @@ class StoreWorker(SimpleWorker):
 
     def _wait_for_store(self) -> None:
         """Cassandra is down: stop taking jobs (each would burn a retry) until it answers again."""
-        delay = 1.0
+        delay, longest = self._store_backoff
         while not self._stop_requested:
             try:
                 self.context.store.ping(timeout=2.0)
@@ -64,7 +64,7 @@ class StoreWorker(SimpleWorker):
                 log.warning("event=store_unavailable retry_in=%.0fs error=%s", delay, error)
                 self.heartbeat()
                 time.sleep(delay)
-                delay = min(delay * 2, self._store_wait_seconds)
+                delay = min(delay * 2, longest)
 
 
 def build_worker(settings: Settings, connection: redis.Redis, store: CassandraStore,
