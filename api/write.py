@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import zlib
 
 import falcon
 
 from api.errors import unavailable
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue, QueueFull, QueueUnavailable
-from common.records import DecodedBatch, InvalidBody, decode_json_batch
+from common.records import BatchDecoder, DecodedBatch, InvalidBody
 from common.settings import Settings
 from common.store import CassandraStore, StoreUnavailable
 
@@ -25,6 +26,7 @@ class WriteResource:
         self._queue = queue
         self._store = store
         self._metrics = metrics
+        self._decoder = BatchDecoder(settings.max_line_bytes, settings.fluent_bit_date_key)
         # Health checks run here so that a hanging dependency cannot hold the probe past its deadline.
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
 
@@ -32,7 +34,9 @@ class WriteResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = self._read_body(req)
-        batch = self._decode(body)
+        if (req.get_header("Content-Encoding") or "").strip().lower() in ("gzip", "x-gzip"):
+            body = self._gunzip(body)
+        batch = self._decode(body, req.content_type)
         if batch.rows:
             self._enqueue(batch)
         self._metrics.records_accepted.inc(len(batch.rows))
@@ -58,9 +62,26 @@ class WriteResource:
             raise too_large
         return body
 
-    def _decode(self, body: bytes) -> DecodedBatch:
+    def _gunzip(self, body: bytes) -> bytes:
+        """Inflate a `compress gzip` body, stopping at MAX_BODY_BYTES (a gzip bomb gets 413)."""
+        limit = self._settings.max_body_bytes
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            batch = decode_json_batch(body, self._settings.max_line_bytes)
+            data = inflater.decompress(body, limit + 1)
+        except zlib.error as error:
+            raise falcon.HTTPBadRequest(title="Invalid body", description=f"not valid gzip: {error}") from None
+        if len(data) > limit:
+            raise falcon.HTTPContentTooLarge(
+                title="Body too large",
+                description=f"the gzip body inflates past {limit} bytes (MAX_BODY_BYTES); send smaller batches",
+            )
+        if not inflater.eof:
+            raise falcon.HTTPBadRequest(title="Invalid body", description="truncated gzip body")
+        return data
+
+    def _decode(self, body: bytes, content_type: str | None) -> DecodedBatch:
+        try:
+            batch = self._decoder.decode(body, content_type)
         except InvalidBody as error:
             raise falcon.HTTPBadRequest(title="Invalid body", description=str(error)) from None
         if not batch.rows and batch.rejected:

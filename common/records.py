@@ -1,18 +1,29 @@
 """The record model: fluent-bit's Kubernetes records in, validated log rows out.
 
-Typed msgspec decoders validate in C. A batch is first decoded whole (the fast path); when that
-fails, it is decoded element by element so that one bad record costs only itself: its index and
-reason are reported and its valid neighbours are kept.
+Typed msgspec decoders validate in C. A JSON array is first decoded whole (the fast path); when
+that fails, it is decoded element by element so that one bad record costs only itself: its index
+and reason are reported and its valid neighbours are kept. Streams (JSON lines, json_stream,
+msgpack) are validated record by record.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import struct
 from typing import Annotated
 
+import msgpack
 import msgspec
 
-from common.timestamps import TimestampError, date_value_to_ns, parse_rfc3339_ns
+from common.timestamps import (
+    NS_PER_SECOND,
+    TimestampError,
+    check_range,
+    date_value_to_ns,
+    format_rfc3339_ns,
+    parse_rfc3339_ns,
+)
 
 # Kubernetes names are at most 253 characters; the bound also keeps partition keys small.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
@@ -29,15 +40,24 @@ class KubernetesMeta(msgspec.Struct):
     labels: dict[str, str] | None = None
 
 
-class FluentBitRecord(msgspec.Struct):
-    """One record as fluent-bit's kubernetes filter shapes it; unknown keys are ignored."""
+def record_type(date_key: str = "date") -> type[msgspec.Struct]:
+    """One record as fluent-bit's kubernetes filter shapes it; unknown keys (Merge_Log) are ignored.
 
-    kubernetes: KubernetesMeta
-    log: str = ""
-    stream: str | None = None
-    time: str | None = None
-    # fluent-bit's json_date_format: double (default), epoch, epoch_ms, iso8601, java_sql_timestamp.
-    date: float | int | str | None = None
+    `date_key` is fluent-bit's json_date_key: the name under which it sends its own timestamp.
+    """
+    return msgspec.defstruct(
+        "FluentBitRecord",
+        [
+            ("kubernetes", KubernetesMeta),
+            ("log", str, ""),
+            ("stream", "str | None", None),
+            ("time", "str | None", None),
+            # json_date_format: double (default), epoch, epoch_ms, iso8601, java_sql_timestamp.
+            ("date", "float | int | str | None", None),
+        ],
+        rename={"date": date_key},
+        module=__name__,
+    )
 
 
 class LogRow(msgspec.Struct, array_like=True):
@@ -77,34 +97,146 @@ class DecodedBatch:
         return len(self.rows) + self.rejected
 
 
-_whole_batch = msgspec.json.Decoder(list[FluentBitRecord])
-_raw_elements = msgspec.json.Decoder(list[msgspec.Raw])
-_one_record = msgspec.json.Decoder(FluentBitRecord)
+MSGPACK_MEDIA_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+_EVENT_TIME_EXT = 0  # fluent-bit's EventTime: msgpack ext type 0, big-endian uint32 s + uint32 ns
+
+
+class BatchDecoder:
+    """Every body fluent-bit's http output can send, decoded into validated rows.
+
+    JSON array (Format json), JSON lines (json_lines), objects back to back (json_stream, still sent
+    as application/json) and msgpack (a stream of [[EventTime, metadata], record] events, older
+    [time, record] pairs, or plain maps).
+    """
+
+    def __init__(self, max_line_bytes: int, date_key: str = "date"):
+        self._max_line_bytes = max_line_bytes
+        self._date_key = date_key
+        self._record_type = record_type(date_key)
+        self._whole_array = msgspec.json.Decoder(list[self._record_type])
+        self._raw_elements = msgspec.json.Decoder(list[msgspec.Raw])
+        self._one = msgspec.json.Decoder(self._record_type)
+
+    def decode(self, body: bytes, content_type: str | None = None) -> DecodedBatch:
+        media_type = (content_type or "").split(";")[0].strip().lower()
+        if media_type in MSGPACK_MEDIA_TYPES:
+            records = self._msgpack_records(body)
+        elif body.lstrip()[:1] == b"{":
+            records = self._json_objects(body)
+        else:
+            records = self._json_array(body)
+        return _to_rows(records, self._max_line_bytes)
+
+    # --- JSON ---
+
+    def _json_array(self, body: bytes) -> list:
+        try:
+            return list(self._whole_array.decode(body))
+        except msgspec.ValidationError:
+            pass  # some record is invalid: find which, keep the others
+        except msgspec.DecodeError as error:
+            raise InvalidBody(f"body is not valid JSON: {error}") from None
+        try:
+            elements = self._raw_elements.decode(body)
+        except msgspec.DecodeError as error:
+            raise InvalidBody(f"body must be a JSON array of records: {error}") from None
+        return [self._decode_one(element, index) for index, element in enumerate(elements)]
+
+    def _json_objects(self, body: bytes) -> list:
+        """JSON lines; when a line holds more than one object, the body is a json_stream."""
+        records = []
+        for index, line in enumerate(line for line in body.split(b"\n") if line.strip()):
+            try:
+                records.append(self._one.decode(line))
+            except msgspec.ValidationError as error:
+                records.append(RecordError(index, _reason(error)))
+            except msgspec.DecodeError:
+                return self._json_stream(body)
+        return records
+
+    def _json_stream(self, body: bytes) -> list:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidBody(f"body is not valid UTF-8: {error}") from None
+        scanner, position, records = json.JSONDecoder(), 0, []
+        while True:
+            while position < len(text) and text[position] in " \t\r\n":
+                position += 1
+            if position == len(text):
+                return records
+            try:
+                value, position = scanner.raw_decode(text, position)
+            except ValueError as error:
+                raise InvalidBody(f"body is not valid JSON: {error}") from None
+            records.append(self._convert(value, len(records)))
+
+    def _decode_one(self, element: msgspec.Raw, index: int):
+        try:
+            return self._one.decode(element)
+        except msgspec.DecodeError as error:
+            return RecordError(index, _reason(error))
+
+    def _convert(self, value, index: int):
+        try:
+            return msgspec.convert(value, self._record_type)
+        except msgspec.ValidationError as error:
+            return RecordError(index, _reason(error))
+
+    # --- msgpack ---
+
+    def _msgpack_records(self, body: bytes) -> list:
+        unpacker = msgpack.Unpacker(raw=False, ext_hook=_ext_hook, strict_map_key=False,
+                                    max_buffer_size=max(len(body), 1))
+        unpacker.feed(body)
+        try:
+            items = list(unpacker)
+        except (ValueError, msgpack.UnpackException) as error:
+            raise InvalidBody(f"body is not valid msgpack: {type(error).__name__}: {error}") from None
+        if len(items) == 1 and isinstance(items[0], list) and not _is_event(items[0]):
+            items = items[0]  # one msgpack array holding the events or maps
+        return [self._convert(self._event_record(item), index) for index, item in enumerate(items)]
+
+    def _event_record(self, item):
+        """[[EventTime, metadata], record] or [time, record] -> record, stamped from the event
+        when it carries neither `time` nor the date key (Time_Keep Off, json_date_key false)."""
+        if not _is_event(item):
+            return item
+        stamp, record = item
+        if isinstance(stamp, list):
+            stamp = stamp[0] if stamp else None
+        if "time" not in record and self._date_key not in record and stamp is not None:
+            try:
+                record = {**record, "time": format_rfc3339_ns(_stamp_ns(stamp))}
+            except (TimestampError, TypeError, OverflowError):
+                pass  # validation reports the missing timestamp
+        return record
+
+
+def _is_event(item) -> bool:
+    return isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)
+
+
+class _EventTime(int):
+    """Nanoseconds decoded from fluent-bit's EventTime extension."""
+
+
+def _ext_hook(code: int, data: bytes):
+    if code == _EVENT_TIME_EXT and len(data) == 8:
+        seconds, nanoseconds = struct.unpack(">II", data)
+        return _EventTime(seconds * NS_PER_SECOND + nanoseconds)
+    return msgpack.ExtType(code, data)
+
+
+def _stamp_ns(stamp) -> int:
+    if isinstance(stamp, _EventTime):
+        return check_range(int(stamp))
+    return date_value_to_ns(stamp)
 
 
 def decode_json_batch(body: bytes, max_line_bytes: int) -> DecodedBatch:
-    """A fluent-bit `Format json` body (a JSON array of records) -> rows and per-record errors."""
-    try:
-        records: list[FluentBitRecord | RecordError] = list(_whole_batch.decode(body))
-    except msgspec.ValidationError:
-        records = _decode_one_by_one(body)
-    except msgspec.DecodeError as error:
-        raise InvalidBody(f"body is not valid JSON: {error}") from None
-    return _to_rows(records, max_line_bytes)
-
-
-def _decode_one_by_one(body: bytes) -> list[FluentBitRecord | RecordError]:
-    try:
-        elements = _raw_elements.decode(body)
-    except msgspec.DecodeError as error:
-        raise InvalidBody(f"body must be a JSON array of records: {error}") from None
-    decoded: list[FluentBitRecord | RecordError] = []
-    for index, element in enumerate(elements):
-        try:
-            decoded.append(_one_record.decode(element))
-        except msgspec.DecodeError as error:
-            decoded.append(RecordError(index, _reason(error)))
-    return decoded
+    """A `Format json` body with the default date key (a convenience over BatchDecoder)."""
+    return BatchDecoder(max_line_bytes).decode(body, "application/json")
 
 
 def _reason(error: msgspec.DecodeError) -> str:
@@ -112,7 +244,7 @@ def _reason(error: msgspec.DecodeError) -> str:
     return str(error).replace("`$.", "`").replace("`$`", "the record")
 
 
-def _to_rows(records: list[FluentBitRecord | RecordError], max_line_bytes: int) -> DecodedBatch:
+def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
     rows: list[LogRow] = []
     errors: list[RecordError] = []
     rejected = truncated = 0
@@ -144,7 +276,7 @@ def _to_rows(records: list[FluentBitRecord | RecordError], max_line_bytes: int) 
     return DecodedBatch(rows, errors, rejected, truncated)
 
 
-def _timestamp_ns(record: FluentBitRecord) -> int:
+def _timestamp_ns(record) -> int:
     if record.time is not None:
         try:
             return parse_rfc3339_ns(record.time)

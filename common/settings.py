@@ -34,6 +34,7 @@ class Settings:
     api_threads: int = 8
     max_body_bytes: int = 16 * 1024 * 1024
     max_line_bytes: int = 256 * 1024
+    fluent_bit_date_key: str = "date"
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
     enable_profiling: bool = False
@@ -197,9 +198,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "--port", "PORT", _int(1, 65535), "HTTP port to listen on", "api"),
     Option("api_threads", "--api-threads", "API_THREADS", _int(1, 256), "waitress worker threads", "api"),
     Option("max_body_bytes", "--max-body-bytes", "MAX_BODY_BYTES", _int(1024),
-           "largest POST /write body accepted; larger bodies get 413", "api"),
+           "largest POST /write body accepted, and largest a gzip body may inflate to; larger get 413",
+           "api"),
     Option("max_line_bytes", "--max-line-bytes", "MAX_LINE_BYTES", _int(64),
            "a log line longer than this (UTF-8 bytes) is truncated to it and marked", "api"),
+    Option("fluent_bit_date_key", "--fluent-bit-date-key", "FLUENT_BIT_DATE_KEY", _text,
+           "fluent-bit's json_date_key: the record key holding its timestamp when `time` is absent", "api"),
     Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
            "most rows one GET /query returns; a longer answer says truncated=true", "api"),
     Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),

@@ -139,12 +139,6 @@ def test_one_broken_record_in_a_real_body_costs_only_itself():
     assert [r.log for r in batch.rows] == [r["log"] for i, r in enumerate(sent) if i != 7]
 
 
-@pytest.mark.parametrize("capture", ["gzip_json", "msgpack", "json_lines", "json_stream"])
-def test_real_bodies_that_are_not_a_json_array_are_an_invalid_body(capture):
-    with pytest.raises(InvalidBody):
-        decode_json_batch(fluent_bit_body(capture), LIMIT)
-
-
 # --- bodies that can never succeed ---
 
 
@@ -161,8 +155,8 @@ def test_malformed_json_after_an_invalid_record_is_still_an_invalid_body(body):
         decode_json_batch(body, LIMIT)
 
 
-@pytest.mark.parametrize("body", [b"{}", b'"text"', b"42", b"null", json.dumps(record()).encode()])
-def test_json_that_is_not_an_array_is_an_invalid_body(body):
+@pytest.mark.parametrize("body", [b'"text"', b"42", b"null"])
+def test_json_that_is_neither_an_array_nor_objects_is_an_invalid_body(body):
     with pytest.raises(InvalidBody, match="must be a JSON array"):
         decode_json_batch(body, LIMIT)
 

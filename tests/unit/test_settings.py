@@ -15,6 +15,7 @@ BAD_VALUES = {
     "api_threads": "0",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
+    "fluent_bit_date_key": "  ",
     "query_max_rows": "0",
     "query_max_range_seconds": "0",
     "enable_profiling": "maybe",
