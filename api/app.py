@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import falcon
 
+from api.auth import BearerAuth
 from api.errors import handle_unexpected, serialize_error
 from api.observability import MetricsResource, RequestMetrics
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
@@ -16,7 +17,8 @@ from common.store import CassandraStore
 
 
 def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics) -> falcon.App:
-    app = falcon.App(middleware=[RequestMetrics(metrics)])
+    auth = BearerAuth({("POST", "/write"): settings.ingest_token, ("GET", "/query"): settings.query_token})
+    app = falcon.App(middleware=[RequestMetrics(metrics), auth])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     app.add_route("/write", WriteResource(settings, queue, store, metrics))

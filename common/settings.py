@@ -38,6 +38,8 @@ class Settings:
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
     enable_profiling: bool = False
+    ingest_token: str = dataclasses.field(default="", repr=False)
+    query_token: str = dataclasses.field(default="", repr=False)
     # Redis and the queue
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_seconds: float = 1.0
@@ -210,6 +212,10 @@ OPTIONS: tuple[Option, ...] = (
            "widest time range one GET /query may ask for", "api"),
     Option("enable_profiling", "--enable-profiling", "ENABLE_PROFILING", _bool,
            "serve /debug/pprof/profile (CPU) and /debug/pprof/heap (allocations)", "api"),
+    Option("ingest_token", "--ingest-token", "INGEST_TOKEN", _any_text,
+           "bearer token POST /write requires (empty: no authentication)", "api", secret=True),
+    Option("query_token", "--query-token", "QUERY_TOKEN", _any_text,
+           "bearer token GET /query requires (empty: no authentication)", "api", secret=True),
     Option("redis_url", "--redis-url", "REDIS_URL", _redis_url, "Redis holding the queue"),
     Option("redis_timeout_seconds", "--redis-timeout-seconds", "REDIS_TIMEOUT_SECONDS", _positive_float,
            "bound on every Redis call (connect and command)"),

@@ -42,7 +42,7 @@ BAD_VALUES = {
     "maintenance_interval_seconds": "4",
     "log_level": "VERBOSE",
 }
-FREE_TEXT = {"cassandra_username", "cassandra_password"}
+FREE_TEXT = {"ingest_token", "query_token", "cassandra_username", "cassandra_password"}
 VALIDATED = [o for o in OPTIONS if o.field not in FREE_TEXT]
 
 
