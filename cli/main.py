@@ -1,4 +1,8 @@
-"""kube-insight-logserver {api,worker,queue-status,requeue-failed}: settings in, one process out."""
+"""kube-insight-logserver {api,worker,queue-status,requeue-failed}: settings in, one process out.
+
+`query` and `insert` are HTTP clients of a running API: they take only their own arguments and
+--server, never the server settings.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+from cli import insert_command, query_command
 from common.settings import Settings, SettingsError, add_options, build_settings
 
 DESCRIPTION = (
     "Kubernetes pod log service: fluent-bit batches -> Redis queue (RQ) -> Cassandra. Every option "
     "can also be set by the environment variable shown; a flag wins over the variable."
 )
+# Client subcommands: each module gives add_arguments(parser) and run(args) -> exit status.
+CLIENT_COMMANDS = {"query": query_command, "insert": insert_command}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         ("requeue-failed", "common", "put every failed batch back on the queue"),
     ):
         add_options(commands.add_parser(name, help=help_text, description=help_text), scope)
+    for name, module in CLIENT_COMMANDS.items():
+        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.HELP))
     return parser
 
 
@@ -41,6 +50,8 @@ def _configure_logging(settings: Settings) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        return CLIENT_COMMANDS[args.command].run(args)
     scope = args.command if args.command in ("api", "worker") else "common"
     try:
         settings = build_settings(vars(args), os.environ, scope)
