@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install up down status test test-unit test-integration
+.PHONY: install up down status test test-unit test-integration test-faults
 
 install:
 	scripts/install.sh
@@ -14,11 +14,14 @@ status:
 	scripts/stack.sh status
 
 test: up
-	@echo "[test] unit and integration tests against the stack started by make up"
-	.venv/bin/pytest -v --durations=10
+	@echo "[test] unit, integration and fault tests against the stack started by make up"
+	.venv/bin/pytest -v -s --durations=10
 
 test-unit: install
 	.venv/bin/pytest -v -m "not integration"
 
 test-integration: up
-	.venv/bin/pytest -v -m integration
+	.venv/bin/pytest -v -m "integration and not faults"
+
+test-faults: up
+	.venv/bin/pytest -v -s -m faults

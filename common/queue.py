@@ -4,6 +4,10 @@ A batch is stored once, compactly (msgpack, then zstd level 1), under a payload 
 the RQ job carries only that key. Payload and job are written in one MULTI/EXEC, so Redis holds
 either both or neither when the API answers. This keeps RQ's own zlib-6 compression of job data
 (slower than decoding the batch) off the hot path.
+
+The payload, deleted only once Cassandra holds the batch, is the source of truth: a payload whose
+job is in no queue or registry (RQ can lose track of a job whose worker was killed between taking
+it and marking it started) is queued again by `requeue_orphans`.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ import zstandard
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.intermediate_queue import IntermediateQueue
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from common.records import LogRow
 from common.settings import Settings
 from common.timestamps import now_ns
 
 JOB_FUNCTION = "workers.jobs.write_batch"
-PAYLOAD_KEY_PREFIX = "kube-insight:payload:"
+PAYLOAD_KEY_PREFIX = "kube-insight:payload:"  # + "<queue name>:<job id>"
 _ZSTD_LEVEL = 1
 # Failed jobs (and their payloads) are kept for operators to requeue; RQ's maximum is a year.
 FAILED_JOB_TTL_SECONDS = 365 * 86400
@@ -87,6 +92,7 @@ class BatchQueue:
         self._settings = settings
         self.rq_queue = Queue(settings.queue_name, connection=connection)
         self._retry_intervals = list(settings.job_retry_intervals)
+        self._payload_prefix = f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:"
 
     # --- producer side (API) ---
 
@@ -98,25 +104,27 @@ class BatchQueue:
                     f"{self._settings.queue_name} holds >= {self._settings.queue_high_water_mark} batches"
                 )
             job_id = uuid.uuid4().hex
-            payload_key = PAYLOAD_KEY_PREFIX + job_id
             data = encode_payload(rows, now_ns())
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.multi()
-                pipe.set(payload_key, data)
-                self.rq_queue.enqueue_call(
-                    JOB_FUNCTION,
-                    args=(payload_key,),
-                    job_id=job_id,
-                    timeout=self._settings.job_timeout_seconds,
-                    result_ttl=0,
-                    failure_ttl=FAILED_JOB_TTL_SECONDS,
-                    retry=Retry(max=len(self._retry_intervals), interval=self._retry_intervals),
-                    pipeline=pipe,
-                )
+                pipe.set(self._payload_prefix + job_id, data)
+                self._enqueue_job(job_id, pipe)
                 pipe.execute()
             return job_id
         except redis.RedisError as error:
             raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+
+    def _enqueue_job(self, job_id: str, pipeline) -> None:
+        self.rq_queue.enqueue_call(
+            JOB_FUNCTION,
+            args=(self._payload_prefix + job_id,),
+            job_id=job_id,
+            timeout=self._settings.job_timeout_seconds,
+            result_ttl=0,
+            failure_ttl=FAILED_JOB_TTL_SECONDS,
+            retry=Retry(max=len(self._retry_intervals), interval=self._retry_intervals),
+            pipeline=pipeline,
+        )
 
     # --- consumer side (worker) ---
 
@@ -144,6 +152,39 @@ class BatchQueue:
             )
         except redis.RedisError as error:
             raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+
+    def requeue_orphans(self) -> list[str]:
+        """Queue again every batch whose payload is stored but whose job RQ no longer tracks.
+
+        A job caught between two registries (being dequeued) may be queued twice: harmless, since
+        writes are idempotent and a run that finds its payload gone does nothing.
+        """
+        orphans = [job_id for job_id in self._payload_job_ids() if job_id not in self._tracked_job_ids()]
+        orphans = [job_id for job_id in orphans if job_id not in self._tracked_job_ids()]  # re-read: races
+        for job_id in orphans:
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.multi()
+                self._enqueue_job(job_id, pipe)
+                pipe.execute()
+        return orphans
+
+    def unwritten_batches(self) -> int:
+        """Batches acknowledged but not yet in Cassandra (their payloads), whatever RQ says."""
+        return len(self._payload_job_ids())
+
+    def _payload_job_ids(self) -> list[str]:
+        prefix = self._payload_prefix.encode()
+        return [key[len(prefix):].decode() for key in self._redis.scan_iter(match=prefix + b"*", count=1000)]
+
+    def _tracked_job_ids(self) -> set[str]:
+        q = self.rq_queue
+        return {
+            *q.get_job_ids(),
+            *IntermediateQueue(q.key, connection=self._redis).get_job_ids(),
+            *StartedJobRegistry(queue=q).get_job_ids(),
+            *ScheduledJobRegistry(queue=q).get_job_ids(),
+            *FailedJobRegistry(queue=q).get_job_ids(),
+        }
 
     def requeue_failed(self) -> int:
         """Put every failed batch back on the queue (after its cause is fixed)."""

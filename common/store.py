@@ -19,7 +19,7 @@ from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
-from cassandra.query import BatchStatement, BatchType, PreparedStatement, tuple_factory
+from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
 from common import schema
 from common.query_plan import plan_slices
@@ -174,14 +174,16 @@ class CassandraStore:
         return len(by_partition)
 
     def _params_by_partition(self, rows: Iterable[LogRow]) -> dict[tuple, list[tuple]]:
+        # Absent optional fields are UNSET, not null: a null would write a tombstone per cell.
         bucket_seconds = self._settings.cassandra_bucket_seconds
         groups: dict[tuple, list[tuple]] = defaultdict(list)
         rows = list(rows)
         for row, line_id in zip(rows, line_ids(rows)):
             bucket = bucket_of(row.ts_ns, bucket_seconds)
             groups[(row.namespace, row.pod_name, row.container_name, bucket)].append(
-                (row.namespace, row.pod_name, row.container_name, bucket, row.ts_ns, line_id,
-                 row.log, row.stream, row.host, row.pod_id, row.docker_id, row.labels)
+                (row.namespace, row.pod_name, row.container_name, bucket, row.ts_ns, line_id, row.log,
+                 *(UNSET_VALUE if v is None else v for v in (row.stream, row.host, row.pod_id, row.docker_id,
+                                                             row.labels)))
             )
         return groups
 

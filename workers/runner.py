@@ -4,15 +4,23 @@ RQ's default worker forks a child per job, which would mean a new Cassandra conn
 (and the driver does not survive a fork). `StoreWorker` runs jobs in its own process and hands each
 job the process's `JobContext`. RQ's scheduler (needed for retry back-off) is forked when `work()`
 starts, before the store has connected: the store connects lazily, on the first job.
+
+A job whose worker died is found by its heartbeat expiring. RQ's non-forking worker does not beat
+while a job runs, so its TTL must outlast the job timeout (minutes). Here a thread beats every
+HEARTBEAT_EVERY_SECONDS during the job, so the TTL can be short and a killed worker's batch is
+retried within HEARTBEAT_TTL_SECONDS plus one maintenance interval. Each maintenance pass also
+queues again any stored batch whose job RQ lost track of (see BatchQueue.requeue_orphans).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import redis
 from prometheus_client import start_http_server
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 from rq.worker import SimpleWorker
 
@@ -23,6 +31,24 @@ from common.store import CassandraStore, StoreUnavailable
 from workers.jobs import JobContext
 
 log = logging.getLogger(__name__)
+
+HEARTBEAT_TTL_SECONDS = 30
+HEARTBEAT_EVERY_SECONDS = 10
+
+
+class LiveExecutionRegistry(ExecutionRegistry):
+    """RQ 3.0 keeps an execution listed for 60 s after its key expired (a killed worker's), and
+    fetching it raises: a retried job would then fail its own clean-up after a successful write.
+    Expired executions are skipped instead."""
+
+    def get_executions(self, start: int = 0, end: int = -1) -> list[Execution]:
+        executions = []
+        for execution_id in self.get_execution_ids(start, end):
+            try:
+                executions.append(Execution.fetch(id=execution_id, job_id=self.job_id, connection=self.connection))
+            except ValueError:
+                log.info("event=expired_execution_skipped job=%s execution=%s", self.job_id, execution_id)
+        return executions
 
 
 class ContextJob(Job):
@@ -38,6 +64,10 @@ class ContextJob(Job):
             self.store_was_unavailable = True
             raise
 
+    @property
+    def execution_registry(self) -> ExecutionRegistry:
+        return LiveExecutionRegistry(job_id=self.id, connection=self.connection)
+
 
 class StoreWorker(SimpleWorker):
     def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 30.0), **kwargs):
@@ -45,12 +75,40 @@ class StoreWorker(SimpleWorker):
         self.context = context
         self._store_backoff = store_backoff  # first and longest pause while Cassandra is down
 
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        lock = f"kube-insight:orphan-scan:{self.context.queue.rq_queue.name}"
+        try:
+            if self.connection.set(lock, self.name, nx=True, ex=max(int(self.maintenance_interval) - 1, 1)):
+                orphans = self.context.queue.requeue_orphans()
+                if orphans:
+                    log.warning("event=orphans_requeued count=%d jobs=%s", len(orphans), ",".join(orphans))
+        except redis.RedisError as error:
+            log.warning("event=orphan_scan_failed error=%s", error)
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return HEARTBEAT_TTL_SECONDS
+
     def perform_job(self, job, queue, execution) -> bool:
         job.context = self.context
-        succeeded = super().perform_job(job, queue, execution)
+        done = threading.Event()
+        beating = threading.Thread(target=self._beat_until, args=(done, job, execution), daemon=True)
+        beating.start()
+        try:
+            succeeded = super().perform_job(job, queue, execution)
+        finally:
+            done.set()
+            beating.join()
         if not succeeded and job.store_was_unavailable:
             self._wait_for_store()
         return succeeded
+
+    def _beat_until(self, done: threading.Event, job, execution) -> None:
+        while not done.wait(HEARTBEAT_EVERY_SECONDS):
+            try:
+                self.maintain_heartbeats(job, execution)
+            except redis.RedisError as error:
+                log.warning("event=heartbeat_failed job=%s error=%s", job.id, error)
 
     def _wait_for_store(self) -> None:
         """Cassandra is down: stop taking jobs (each would burn a retry) until it answers again."""
@@ -76,6 +134,10 @@ def build_worker(settings: Settings, connection: redis.Redis, store: CassandraSt
         connection=connection,
         context=context,
         maintenance_interval=settings.maintenance_interval_seconds,
+        # RQ blocks an idle worker in dequeue for worker_ttl - 15 s (~7 min by default) and runs no
+        # maintenance meanwhile: wake it once per maintenance interval so abandoned and orphaned
+        # batches are recovered within that interval even when the queue is empty.
+        worker_ttl=settings.maintenance_interval_seconds + 15,
     )
 
 

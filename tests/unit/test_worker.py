@@ -108,3 +108,28 @@ def test_with_cassandra_down_the_worker_waits_for_it_before_the_next_job():
     drain(worker)
     assert store.pings_down == 0  # it asked until Cassandra answered
     assert store.written == ROWS
+
+
+def test_a_stored_batch_whose_job_rq_lost_is_queued_again_and_written():
+    store = RecordingStore()
+    queue, worker, redis = setup(store)
+    job_id = queue.enqueue(ROWS)
+    redis.lrem(queue.rq_queue.key, 0, job_id)  # RQ forgets the job; its payload stays
+    assert queue.requeue_orphans() == [job_id]
+    drain(worker)
+    assert store.written == ROWS
+
+
+def test_tracked_jobs_are_not_orphans():
+    queue, _, _ = setup(RecordingStore())
+    queue.enqueue(ROWS)
+    assert queue.requeue_orphans() == []
+
+
+def test_payloads_of_another_queue_are_left_alone():
+    store = RecordingStore()
+    queue, _, redis = setup(store)
+    other = BatchQueue(redis, Settings(queue_name="another-queue"))
+    job_id = other.enqueue(ROWS)
+    redis.lrem(other.rq_queue.key, 0, job_id)
+    assert queue.requeue_orphans() == []

@@ -1,0 +1,68 @@
+"""Scenario: workers SIGKILLed mid-batch, ten times in a row. Every acknowledged record lands exactly
+once, and the interrupted batches are recovered with nobody stepping in, within two minutes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rq.registry import StartedJobRegistry
+
+from common.timestamps import format_rfc3339_ns
+from tests.faults import processes
+from tests.faults.ledger import Ledger
+from tests.integration.pipeline import build_pipeline, unique
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+KILLS = 10
+BATCHES = 16
+ROWS_PER_BATCH = 4000  # a few hundred ms of writing: time to be killed in the middle
+RECOVERY_LIMIT_SECONDS = 120
+
+
+def wait_for(condition, timeout: float, interval: float = 0.01, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integration_settings, real_store, tmp_path):
+    pipeline = build_pipeline(integration_settings, real_store)
+    settings = integration_settings
+    namespace, ledger = unique("killed"), Ledger()
+    base = 1_700_000_000 * 10**9
+    for batch in range(BATCHES):
+        pod = f"pod-{batch % 4}"
+        rows = [(pod, "app", base + batch * ROWS_PER_BATCH + i, f"batch {batch} line {i}") for i in range(ROWS_PER_BATCH)]
+        records = [{"kubernetes": {"namespace_name": namespace, "pod_name": p, "container_name": c},
+                    "time": format_rfc3339_ns(ts), "log": log} for p, c, ts, log in rows]
+        ledger.record(rows, pipeline.post(records).status_code)
+    assert len(ledger.acknowledged) == BATCHES * ROWS_PER_BATCH
+
+    started = StartedJobRegistry(queue=pipeline.queue.rq_queue)
+    log_path = tmp_path / "workers.log"
+    for kill in range(KILLS):
+        worker = processes.start("worker", settings, log_path)
+        wait_for(lambda: started.count > kill, timeout=60, what=f"worker {kill} to start a batch")
+        processes.kill(worker)
+    last_kill = time.monotonic()
+    assert started.count == KILLS, "each killed worker left its batch in the started registry"
+
+    survivor = processes.start("worker", settings, log_path)
+    try:
+        wait_for(lambda: pipeline.queue.unwritten_batches() == 0,
+                 timeout=RECOVERY_LIMIT_SECONDS + 60, interval=0.5, what="every batch to be written")
+        recovery = time.monotonic() - last_kill
+    finally:
+        processes.stop(survivor)
+
+    result = ledger.reconcile(real_store, namespace)
+    print(f"\n[worker-killed] kills={KILLS} {result} recovery_s={recovery:.1f} "
+          f"failed_jobs={pipeline.queue.status().failed}")
+    assert (result.missing, result.unexpected, result.duplicates) == (0, 0, 0)
+    assert result.stored == result.acknowledged
+    assert pipeline.queue.status().failed == 0
+    assert recovery < RECOVERY_LIMIT_SECONDS
