@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the stack and the tests need, skipping whatever is already there:
-# a virtualenv with the package (.venv), Debian's redis-server, Cassandra from Maven Central.
+# a virtualenv with the package (.venv), Debian's redis-server, Debian's prometheus (for promtool,
+# which the tests run on deploy/prometheus/ and on the live /metrics), Cassandra from Maven Central.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,6 +24,15 @@ if ! command -v redis-server >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq redis-server >/dev/null
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+  # Only promtool is needed. Without --no-install-recommends apt would add
+  # prometheus-node-exporter, which listens on 9100, the worker's metrics port.
+  log "installing Debian's prometheus (for promtool)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then
