@@ -21,7 +21,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
     app = falcon.App(middleware=[RequestMetrics(metrics), auth])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
-    app.add_route("/write", WriteResource(settings, queue, store, metrics))
+    write = WriteResource(settings, queue, store, metrics)
+    app.add_route("/write", write)
+    app.add_route("/ready", write, suffix="ready")
     app.add_route("/query", QueryResource(settings, store))
     app.add_route("/metrics", MetricsResource(metrics))
     if settings.enable_profiling:

@@ -104,6 +104,20 @@ class WriteResource:
 
     # --- health probe ---
 
+    def on_get_ready(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Ingest readiness: Redis answers. Cassandra is not needed to accept logs (the queue
+        absorbs its outages), so an orchestrator should route fluent-bit here on this alone."""
+        future = self._checks.submit(self._queue.ping)
+        try:
+            future.result(timeout=HEALTH_DEADLINE_SECONDS)
+            resp.media = {"ready": True, "detail": ""}
+        except concurrent.futures.TimeoutError:
+            resp.media = {"ready": False, "detail": f"redis: no answer within {HEALTH_DEADLINE_SECONDS:.0f}s"}
+            resp.status = falcon.HTTP_503
+        except QueueUnavailable as error:
+            resp.media = {"ready": False, "detail": f"redis: {error}"}
+            resp.status = falcon.HTTP_503
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         checks = {
             "redis": self._checks.submit(self._queue.ping),

@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "queue-status":
                 status = queue.status()
                 print(json.dumps({"queued": status.queued, "in_progress": status.started,
-                                  "failed": status.failed}))
+                                  "failed": status.failed, "workers": status.workers}))
             else:
                 print(json.dumps({"requeued": queue.requeue_failed()}))
         except QueueUnavailable as error:

@@ -38,6 +38,7 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily(
             "logserver_queue_started_jobs", "Batches being written by a worker", value=status.started
         )
+        yield GaugeMetricFamily("logserver_queue_workers", "Workers registered on the queue", value=status.workers)
         yield GaugeMetricFamily(
             "logserver_queue_failed_jobs",
             "Batches that exhausted their retries (see requeue-failed)",

@@ -21,7 +21,7 @@ import redis
 import zstandard
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.intermediate_queue import IntermediateQueue
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
@@ -84,6 +84,7 @@ class QueueStatus:
     queued: int
     started: int
     failed: int
+    workers: int = 0
 
 
 class BatchQueue:
@@ -149,6 +150,7 @@ class BatchQueue:
                 queued=self.rq_queue.count,
                 started=StartedJobRegistry(queue=self.rq_queue).count,
                 failed=FailedJobRegistry(queue=self.rq_queue).count,
+                workers=Worker.count(queue=self.rq_queue),
             )
         except redis.RedisError as error:
             raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error

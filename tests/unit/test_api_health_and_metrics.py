@@ -70,3 +70,17 @@ def test_an_unknown_path_gets_404_in_the_error_shape():
     response = build().client.simulate_get("/nope")
     assert response.status_code == 404
     assert set(response.json) == {"message", "detail"}
+
+
+def test_ready_needs_only_redis_so_ingest_survives_a_cassandra_outage():
+    response = build(store=FakeStore(down="no host available")).client.simulate_get("/ready")
+    assert response.status_code == 200
+    assert response.json == {"ready": True, "detail": ""}
+
+
+def test_not_ready_when_redis_is_down():
+    harness = build()
+    harness.redis_server.connected = False
+    response = harness.client.simulate_get("/ready")
+    assert response.status_code == 503
+    assert response.json["detail"].startswith("redis: ")

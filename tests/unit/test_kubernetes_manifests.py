@@ -304,7 +304,7 @@ def test_api_service_selects_the_api_pods(objects):
     assert selector.items() <= labels.items()
 
 
-@pytest.mark.parametrize("probe,path", [("readinessProbe", "/write"), ("livenessProbe", "/metrics")])
+@pytest.mark.parametrize("probe,path", [("readinessProbe", "/ready"), ("livenessProbe", "/metrics")])
 def test_api_probes_use_the_api_port_and_route(objects, probe, path):
     container = _container(_find(objects, "Deployment", API))
     http_get = container[probe]["httpGet"]
@@ -317,9 +317,17 @@ def test_api_readiness_probe_answers_200_when_redis_and_cassandra_answer(objects
     assert build().client.simulate_get(path).status_code == 200
 
 
-def test_api_readiness_probe_fails_while_cassandra_is_down(objects):
+def test_api_readiness_probe_passes_while_cassandra_is_down(objects):
+    # The queue absorbs a Cassandra outage: the API must keep receiving fluent-bit's batches.
     path = _container(_find(objects, "Deployment", API))["readinessProbe"]["httpGet"]["path"]
     harness = build(store=FakeStore(down="no host available"))
+    assert harness.client.simulate_get(path).status_code == 200
+
+
+def test_api_readiness_probe_fails_while_redis_is_down(objects):
+    path = _container(_find(objects, "Deployment", API))["readinessProbe"]["httpGet"]["path"]
+    harness = build()
+    harness.redis_server.connected = False
     assert harness.client.simulate_get(path).status_code == 503
 
 
