@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install up down status test test-unit test-integration test-faults
+.PHONY: install up down status test test-unit test-integration test-faults bench
 
 install:
 	scripts/install.sh
@@ -25,3 +25,6 @@ test-integration: up
 
 test-faults: up
 	.venv/bin/pytest -v -s -m faults
+
+bench: up
+	.venv/bin/python bench/run.py

@@ -1,0 +1,354 @@
+"""The benchmark: every comparison in one run against the local stack (loopback only, bounded).
+
+    make bench            # or: .venv/bin/python bench/run.py [--quick]
+
+Needs Redis and Cassandra from `make up`; starts its own API, workers and ceiling app on spare
+ports with a queue and keyspace of its own, and drops them afterwards. Prints a table and writes
+bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.workload import bodies  # noqa: E402
+from common.queue import BatchQueue, connect_redis  # noqa: E402
+from common.records import BatchDecoder  # noqa: E402
+from common.settings import Settings  # noqa: E402
+from common.store import CassandraStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("kube-insight-logserver"))
+API_PORT, CEILING_PORT = 18080, 18081
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- processes and their memory ---
+
+
+@dataclasses.dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    peak_rss_mb: float = 0.0
+
+    def sample(self) -> None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+
+
+class MemorySampler:
+    def __init__(self, procs: list[Proc]):
+        self._procs, self._stop = procs, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for proc in self._procs:
+                proc.sample()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> Proc:
+    logfile = open(ROOT / "bench" / "results" / f"{name}.log", "ab")
+    return Proc(name, subprocess.Popen(args, env={**os.environ, **env}, stdout=logfile, stderr=logfile))
+
+
+def wait_http(port: int, path: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", path)
+            if connection.getresponse().status < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answering on port {port}")
+
+
+# --- load ---
+
+
+@dataclasses.dataclass
+class Load:
+    records: int
+    megabytes: float
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000
+
+
+def post_all(port: int, payloads: list[bytes], records_per_body: int, concurrency: int) -> Load:
+    """POST every payload once, from `concurrency` keep-alive connections."""
+    latencies, errors, lock, next_index = [], [0], threading.Lock(), [0]
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with lock:
+                index = next_index[0]
+                next_index[0] += 1
+            if index >= len(payloads):
+                return
+            started = time.perf_counter()
+            connection.request("POST", "/write", body=payloads[index], headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+            with lock:
+                latencies.append(elapsed)
+                if response.status != 200:
+                    errors[0] += 1
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return Load(len(payloads) * records_per_body, sum(map(len, payloads)) / 1e6, seconds, latencies, errors[0])
+
+
+def get_latencies(port: int, path: str, repeat: int) -> tuple[list[float], int]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, rows = [], 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        latencies.append(time.perf_counter() - started)
+        rows = len(json.loads(body)["log_rows"])
+    return latencies, rows
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000
+
+
+# --- the run ---
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="smaller volumes, for a smoke run")
+    args = parser.parse_args()
+    front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(queue_name=f"bench-{run}", cassandra_keyspace=f"bench_{run}", cassandra_consistency="ONE",
+                        queue_high_water_mark=10**6)
+    env = {"QUEUE_NAME": settings.queue_name, "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
+           "CASSANDRA_CONSISTENCY": "ONE", "QUEUE_HIGH_WATER_MARK": str(10**6), "LOG_LEVEL": "WARNING",
+           "WORKER_METRICS_PORT": "0", "MAX_BODY_BYTES": str(64 * 2**20)}
+    redis = connect_redis(settings)
+    queue = BatchQueue(redis, settings)
+    store = CassandraStore(settings)
+    store.connect()  # creates the keyspace before any process races to
+    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"}
+    procs: list[Proc] = []
+    try:
+        log(f"generating {front_batches} + 2x{e2e_batches} batches of 1,000 records")
+        front = bodies("bench-front", front_batches)
+        log(f"mean record size {sum(map(len, front)) / front_batches / 1000:.0f} bytes as JSON")
+
+        # 6. the ceiling: decode only
+        ceiling = start("ceiling", [sys.executable, str(ROOT / "bench" / "ceiling_app.py"), str(CEILING_PORT), "8"], {})
+        procs.append(ceiling)
+        wait_http(CEILING_PORT, "/")
+        with MemorySampler([ceiling]):
+            post_all(CEILING_PORT, front[:20], 1000, 4)  # warm-up
+            ceiling_load = post_all(CEILING_PORT, front, 1000, 4)
+        ceiling.stop()
+        log(f"ceiling: {ceiling_load.records_per_s:,.0f} records/s")
+
+        # 1. the front end, workers stopped
+        api = start("api", [CLI, "api", "--port", str(API_PORT)], env)
+        procs.append(api)
+        wait_http(API_PORT, "/metrics")
+        with MemorySampler([api]):
+            post_all(API_PORT, front[:20], 1000, 4)  # warm-up
+            front_load = post_all(API_PORT, front, 1000, 4)
+        api_peak_front = api.peak_rss_mb
+        log(f"front end: {front_load.records_per_s:,.0f} records/s, p99 {front_load.percentile(0.99):.1f} ms")
+        results["front_end"] = {
+            "records_per_s": round(front_load.records_per_s), "mb_per_s": round(front_load.megabytes / front_load.seconds, 1),
+            "p50_ms": round(front_load.percentile(0.5), 1), "p99_ms": round(front_load.percentile(0.99), 1),
+            "errors": front_load.errors, "api_peak_rss_mb": round(api_peak_front)}
+        results["ceiling"] = {"records_per_s": round(ceiling_load.records_per_s),
+                              "p99_ms": round(ceiling_load.percentile(0.99), 1),
+                              "ratio_front_end_to_ceiling": round(front_load.records_per_s / ceiling_load.records_per_s, 2)}
+
+        # drain the front-end backlog with two workers (it also warms Cassandra up)
+        log("draining the front-end backlog")
+        workers = [start(f"worker{i}", [CLI, "worker"], env) for i in range(2)]
+        procs += workers
+        with MemorySampler(workers):
+            wait_until(lambda: queue.unwritten_batches() == 0, 600)
+        for w in workers:
+            w.stop()
+
+        # 2. end to end with one and with two workers
+        results["end_to_end"] = {}
+        for count in (1, 2):
+            namespace = f"e2e-{count}"
+            payloads = bodies(namespace, e2e_batches, start_ns=1_773_500_000 * 10**9 + count * 10**13)
+            workers = [start(f"worker{count}{i}", [CLI, "worker"], env) for i in range(count)]
+            procs += workers
+            time.sleep(2)  # let them connect before the clock starts
+            with MemorySampler([api, *workers]):
+                started = time.perf_counter()
+                post_all(API_PORT, payloads, 1000, 2)
+                wait_until(lambda: queue.unwritten_batches() == 0, 900)
+                elapsed = time.perf_counter() - started
+            for w in workers:
+                w.stop()
+            stored = count_rows(store, namespace, payloads)
+            rate = e2e_batches * 1000 / elapsed
+            log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
+            results["end_to_end"][f"{count}_workers"] = {
+                "records_per_s": round(rate), "rows_counted": stored,
+                "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers))}
+
+        # 3. the store's limit: the same rows straight into Cassandra
+        payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
+        decoder = BatchDecoder(settings.max_line_bytes)
+        rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
+        started = time.perf_counter()
+        for first in range(0, len(rows), 10_000):
+            store.write(rows[first:first + 10_000])
+        bare_rate = len(rows) / (time.perf_counter() - started)
+        best_e2e = max(v["records_per_s"] for v in results["end_to_end"].values())
+        results["bare_writer"] = {"records_per_s": round(bare_rate),
+                                  "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2)}
+        log(f"bare writer: {bare_rate:,.0f} rows/s")
+
+        # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
+        results["query"] = query_latencies(store, settings)
+        results["memory"] = {"api_peak_rss_mb": round(api.peak_rss_mb),
+                             "worker_peak_rss_mb": round(max(p.peak_rss_mb for p in procs if p.name.startswith("worker")))}
+    finally:
+        for proc in procs:
+            if proc.popen.poll() is None:
+                proc.stop()
+        with contextlib.suppress(Exception):
+            store.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
+        store.close()
+        queue.rq_queue.empty()
+        for key in redis.scan_iter(match=f"kube-insight:payload:{settings.queue_name}:*".encode(), count=1000):
+            redis.delete(key)
+    (ROOT / "bench" / "results" / "latest.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+
+
+def wait_until(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out")
+        time.sleep(0.2)
+
+
+def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> int:
+    first = json.loads(payloads[0])[0]["time"]
+    last = json.loads(payloads[-1])[-1]["time"]
+    from common.timestamps import parse_rfc3339_ns
+
+    pods = {r["kubernetes"]["pod_name"] for body in payloads for r in json.loads(body)}
+    return sum(len(store.query(namespace, pod, "app", parse_rfc3339_ns(first), parse_rfc3339_ns(last), 10**9).rows)
+               for pod in pods)
+
+
+def query_latencies(store: CassandraStore, settings: Settings) -> dict:
+    from common.records import LogRow
+
+    bucket_ns = settings.cassandra_bucket_seconds * 10**9
+    border = (1_773_489_600 * 10**9 // bucket_ns + 10) * bucket_ns
+    line = '10.46.0.1 - - [14/Mar/2026:12:00:00 +0000] "GET /index.html HTTP/1.1" 200 647 "-" "kube-probe/1.29"\n'
+    inside = [LogRow("query", "one", "app", border - 3_600 * 10**9 + i * 10**6, f"{i} {line}", "stdout") for i in range(10_000)]
+    across = [LogRow("query", "two", "app", border - 5_000 * 10**6 + i * 10**6, f"{i} {line}", "stdout") for i in range(10_000)]
+    store.write(inside)
+    store.write(across)
+    out = {}
+    for name, rows in (("10k_rows_one_bucket", inside), ("10k_rows_across_bucket_border", across)):
+        from common.timestamps import format_rfc3339_ns
+
+        params = urllib.parse.urlencode({"namespace": "query", "pod_name": rows[0].pod_name, "container_name": "app",
+                                         "start_time": format_rfc3339_ns(rows[0].ts_ns),
+                                         "end_time": format_rfc3339_ns(rows[-1].ts_ns)})
+        get_latencies(API_PORT, f"/query?{params}", 3)  # warm-up
+        latencies, returned = get_latencies(API_PORT, f"/query?{params}", 30)
+        out[name] = {"rows": returned, "p50_ms": round(pct(latencies, 0.5), 1), "p99_ms": round(pct(latencies, 0.99), 1)}
+        log(f"query {name}: p50 {out[name]['p50_ms']} ms, p99 {out[name]['p99_ms']} ms ({returned} rows)")
+    return out
+
+
+def print_table(r: dict) -> None:
+    fe, ce, q = r.get("front_end", {}), r.get("ceiling", {}), r.get("query", {})
+    rows = [
+        ("front end accept rate (1 API process, workers stopped)",
+         f"{fe.get('records_per_s', 0):,} rec/s, {fe.get('mb_per_s')} MB/s, p50 {fe.get('p50_ms')} ms, p99 {fe.get('p99_ms')} ms"),
+        ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
+    ]
+    for name, v in r.get("end_to_end", {}).items():
+        rows.append((f"end to end, {name.replace('_', ' ')}", f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted)"))
+    bw = r.get("bare_writer", {})
+    rows.append(("bare writer (same rows, driver only)", f"{bw.get('records_per_s', 0):,} rows/s (end to end = {bw.get('ratio_end_to_end_to_bare')}x)"))
+    for name, v in q.items():
+        rows.append((f"GET /query {name.replace('_', ' ')}", f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
+    m = r.get("memory", {})
+    rows.append(("peak RSS", f"API {m.get('api_peak_rss_mb')} MB, worker {m.get('worker_peak_rss_mb')} MB"))
+    width = max(len(a) for a, _ in rows)
+    print(f"\nmachine: {r['machine']}")
+    for a, b in rows:
+        print(f"  {a:<{width}}  {b}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Realistic fluent-bit batches for the benchmark: access logs, JSON logs, stack traces, non-ASCII."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from common.timestamps import format_rfc3339_ns
+
+ACCESS = '10.46.{a}.{b} - - [14/Mar/2026:12:00:{s:02d} +0000] "GET /api/v1/items/{n}?page={p} HTTP/1.1" {code} {size} "-" "Mozilla/5.0 (X11; Linux x86_64) kube-probe/1.29"\n'
+JSON_LOG = '{{"level":"{level}","ts":"2026-03-14T12:00:{s:02d}.{ms:03d}Z","logger":"orders.service","msg":"processed order {n}","order_id":"{n:08d}","duration_ms":{d},"user":"ünïcödé-{p}"}}\n'
+TRACE = [
+    'Traceback (most recent call last):\n',
+    '  File "/app/orders/service.py", line {n}, in handle\n',
+    '    result = self.repository.save(order, retries={p})\n',
+    '  File "/app/orders/repository.py", line 88, in save\n',
+    "psycopg2.OperationalError: could not connect to server: Connection refused — 日本語のエラー\n",
+]
+
+
+def lines(rng: random.Random):
+    while True:
+        kind = rng.random()
+        values = dict(a=rng.randrange(256), b=rng.randrange(256), s=rng.randrange(60), n=rng.randrange(10**6),
+                      p=rng.randrange(100), code=rng.choice([200, 200, 200, 404, 500]), size=rng.randrange(10**5),
+                      level=rng.choice(["info", "info", "warn", "error"]), ms=rng.randrange(1000), d=rng.randrange(900))
+        if kind < 0.6:
+            yield ACCESS.format(**values), "stdout"
+        elif kind < 0.9:
+            yield JSON_LOG.format(**values), "stdout"
+        else:
+            for frame in TRACE:
+                yield frame.format(**values), "stderr"
+
+
+def batch(namespace: str, pods: int, size: int, start_ns: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    source = lines(rng)
+    records = []
+    for i in range(size):
+        log, stream = next(source)
+        pod = f"web-{seed % 1000:03d}-{i % pods}"
+        ts = start_ns + i * 1000
+        records.append({
+            "date": ts / 1e9, "time": format_rfc3339_ns(ts), "log": log, "stream": stream,
+            "kubernetes": {"namespace_name": namespace, "pod_name": pod, "container_name": "app",
+                           "host": "node-1", "pod_id": "0f5225d5-4e9d-11e8-8b6b-02425d6e035a",
+                           "docker_id": "e8b89cc4e292827b2f521c4c7d7b8807cf72023565b9ac5f89f8186420325d74",
+                           "labels": {"app": "web", "pod-template-hash": "7d9f8"}},
+        })
+    return records
+
+
+def bodies(namespace: str, count: int, size: int = 1000, pods: int = 4, start_ns: int = 1_773_489_600 * 10**9):
+    """`count` distinct JSON bodies of `size` records; record timestamps never repeat across bodies."""
+    return [json.dumps(batch(namespace, pods, size, start_ns + n * size * 1000, n)).encode() for n in range(count)]
