@@ -24,6 +24,9 @@ def run_api(settings: Settings) -> None:
             # waitress answers 413 itself for a declared Content-Length above the limit, before
             # reading the body; larger bodies are never buffered whole.
             max_request_body_size=settings.max_body_bytes,
+            # Bodies up to 4 MiB stay in memory; waitress's default (512 KiB) sent a typical
+            # fluent-bit batch through a temporary file.
+            inbuf_overflow=4 * 2**20,
             ident="kube-insight-logserver",
         )
     finally:
