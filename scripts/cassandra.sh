@@ -27,7 +27,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 running_pid() {
   [ -f "$pid_file" ] || return 1
   local pid; pid=$(cat "$pid_file")
-  kill -0 "$pid" 2>/dev/null && echo "$pid"
+  # A zombie (killed, not yet reaped) still answers kill -0: it is not running.
+  kill -0 "$pid" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && echo "$pid"
 }
 
 install() {

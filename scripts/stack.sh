@@ -18,7 +18,10 @@ export WORKER_METRICS_PORT=${WORKER_METRICS_PORT:-9100}
 cli=$root/.venv/bin/kube-insight-logserver
 log() { printf '[stack] %s\n' "$*"; }
 
-alive() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
+# Alive means running: a killed child can linger as a zombie until it is reaped, and kill -0
+# still succeeds on a zombie.
+pid_running() { kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+alive() { [ -f "$run_dir/$1.pid" ] && pid_running "$(cat "$run_dir/$1.pid")"; }
 
 redis_up() {
   if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
