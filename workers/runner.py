@@ -14,7 +14,11 @@ queues again any stored batch whose job RQ lost track of (see BatchQueue.requeue
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
 import threading
 import time
 
@@ -141,11 +145,30 @@ def build_worker(settings: Settings, connection: redis.Redis, store: CassandraSt
     )
 
 
+def _tie_forked_children_to(metrics_server) -> None:
+    """RQ forks its scheduler from the worker. The child must not keep the worker's metrics port,
+    nor outlive the worker: a SIGKILLed worker would leave it holding the port, and no new worker
+    could start."""
+
+    def in_child() -> None:
+        if metrics_server is not None:
+            metrics_server.socket.close()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    os.register_at_fork(after_in_child=in_child)
+
+
+_PR_SET_PDEATHSIG = 1  # Linux prctl: signal the child when its parent dies
+
+
 def run_worker(settings: Settings) -> None:
     metrics = WorkerMetrics()
+    metrics_server = None
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, registry=metrics.registry)
+        metrics_server, _ = start_http_server(settings.worker_metrics_port, registry=metrics.registry)
         log.info("event=worker_metrics_listening port=%d", settings.worker_metrics_port)
+    _tie_forked_children_to(metrics_server)
     store = CassandraStore(settings)
     worker = build_worker(settings, connect_redis(settings), store, metrics)
     try:

@@ -3,7 +3,9 @@ once, and the interrupted batches are recovered with nobody stepping in, within 
 
 from __future__ import annotations
 
+import socket
 import time
+from pathlib import Path
 
 import pytest
 from rq.registry import StartedJobRegistry
@@ -12,6 +14,7 @@ from common.timestamps import format_rfc3339_ns
 from tests.faults import processes
 from tests.faults.ledger import Ledger
 from tests.integration.pipeline import build_pipeline, unique
+from tests.integration.redis_server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -66,3 +69,26 @@ def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integra
     assert result.stored == result.acknowledged
     assert pipeline.queue.status().failed == 0
     assert recovery < RECOVERY_LIMIT_SECONDS
+
+
+def children_of(pid: int) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
+
+
+def _parent(proc_dir: Path) -> int | None:
+    try:
+        return int(proc_dir.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def test_a_killed_worker_leaves_no_scheduler_behind_holding_its_metrics_port(integration_settings, tmp_path):
+    port = free_port()
+    worker = processes.start("worker", integration_settings, tmp_path / "worker.log", WORKER_METRICS_PORT=str(port))
+    wait_for(lambda: children_of(worker.pid), timeout=30, interval=0.05, what="RQ to fork its scheduler")
+    (scheduler,) = children_of(worker.pid)
+    processes.kill(worker)
+    wait_for(lambda: not Path(f"/proc/{scheduler}").exists() or "Z" in Path(f"/proc/{scheduler}/stat").read_text().split()[2],
+             timeout=10, interval=0.05, what="the scheduler to die with its worker")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the port is free for the next worker
