@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
-from common.records import BatchDecoder  # noqa: E402
+from common.records import BatchDecoder, LogRow  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
+from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("kube-insight-logserver"))
@@ -298,16 +299,12 @@ def wait_until(condition, timeout: float) -> None:
 def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> int:
     first = json.loads(payloads[0])[0]["time"]
     last = json.loads(payloads[-1])[-1]["time"]
-    from common.timestamps import parse_rfc3339_ns
-
     pods = {r["kubernetes"]["pod_name"] for body in payloads for r in json.loads(body)}
     return sum(len(store.query(namespace, pod, "app", parse_rfc3339_ns(first), parse_rfc3339_ns(last), 10**9).rows)
                for pod in pods)
 
 
 def query_latencies(store: CassandraStore, settings: Settings) -> dict:
-    from common.records import LogRow
-
     bucket_ns = settings.cassandra_bucket_seconds * 10**9
     border = (1_773_489_600 * 10**9 // bucket_ns + 10) * bucket_ns
     line = '10.46.0.1 - - [14/Mar/2026:12:00:00 +0000] "GET /index.html HTTP/1.1" 200 647 "-" "kube-probe/1.29"\n'
@@ -317,8 +314,6 @@ def query_latencies(store: CassandraStore, settings: Settings) -> dict:
     store.write(across)
     out = {}
     for name, rows in (("10k_rows_one_bucket", inside), ("10k_rows_across_bucket_border", across)):
-        from common.timestamps import format_rfc3339_ns
-
         params = urllib.parse.urlencode({"namespace": "query", "pod_name": rows[0].pod_name, "container_name": "app",
                                          "start_time": format_rfc3339_ns(rows[0].ts_ns),
                                          "end_time": format_rfc3339_ns(rows[-1].ts_ns)})

@@ -50,8 +50,7 @@ class QueryResult:
     truncated: bool
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    return (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+_DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
 
 
 class CassandraStore:
@@ -73,7 +72,7 @@ class CassandraStore:
             if self._session is None:
                 try:
                     self._open()
-                except _driver_errors() as error:
+                except _DRIVER_ERRORS as error:
                     self._close_cluster()
                     raise StoreUnavailable(f"cannot connect to Cassandra: {_describe(error)}") from error
         return self._session  # type: ignore[return-value]
@@ -98,7 +97,7 @@ class CassandraStore:
             auth_provider=auth,
             connect_timeout=min(s.cassandra_timeout_seconds, 2.0),
             control_connection_timeout=min(s.cassandra_timeout_seconds, 2.0),
-            connection_class=_fastest_connection_class(),
+            **_libev_if_available(),
         )
         self._cluster = cluster
         session = cluster.connect()
@@ -153,7 +152,7 @@ class CassandraStore:
         session = self.connect()
         try:
             session.execute("SELECT release_version FROM system.local", timeout=timeout)
-        except _driver_errors() as error:
+        except _DRIVER_ERRORS as error:
             raise StoreUnavailable(_describe(error)) from error
 
     def write(self, rows: Sequence[LogRow]) -> int:
@@ -169,7 +168,7 @@ class CassandraStore:
                     session, self._insert, params,
                     concurrency=self._settings.cassandra_write_concurrency, raise_on_first_error=True,
                 )
-        except _driver_errors() as error:
+        except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"write failed: {_describe(error)}") from error
         return len(by_partition)
 
@@ -226,18 +225,18 @@ class CassandraStore:
                         if len(rows) == max_rows:
                             return QueryResult(rows, truncated=True)
                         rows.append(row)
-        except _driver_errors() as error:
+        except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
         return QueryResult(rows, truncated=False)
 
 
-def _fastest_connection_class():
+def _libev_if_available() -> dict:
+    """The libev reactor (the fastest; the driver's wheels ship it), else the driver's default."""
     try:
         from cassandra.io.libevreactor import LibevConnection
-
-        return LibevConnection
-    except ImportError:  # pragma: no cover - wheels ship libev; fall back to the asyncore/asyncio one
-        return None
+    except ImportError:  # pragma: no cover
+        return {}
+    return {"connection_class": LibevConnection}
 
 
 def _describe(error: BaseException) -> str:

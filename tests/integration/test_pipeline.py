@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from common.store import CassandraStore
 from common.timestamps import format_rfc3339_ns
+from tests.conftest import with_changes
 from tests.fixtures import fluent_bit_body
 from tests.integration.pipeline import build_pipeline, unique
 
@@ -145,9 +147,6 @@ def test_a_mixed_batch_stores_exactly_its_valid_records(pipeline):
 
 @pytest.mark.parametrize("mode", ["batch", "concurrent"])
 def test_a_partition_four_times_cassandras_batch_limit_is_written_whole(mode, integration_settings):
-    from common.store import CassandraStore
-    from tests.conftest import with_changes
-
     settings = with_changes(integration_settings, cassandra_write_mode=mode)
     store = CassandraStore(settings)
     try:
