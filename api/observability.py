@@ -24,8 +24,7 @@ class RequestMetrics:
         if started is None:
             return
         path = req.uri_template or "unmatched"
-        status = int(str(resp.status).split()[0]) if not isinstance(resp.status, int) else resp.status
-        self._metrics.observe_request(req.method, path, status, time.perf_counter() - started)
+        self._metrics.observe_request(req.method, path, resp.status_code, time.perf_counter() - started)
 
 
 class MetricsResource:

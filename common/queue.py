@@ -161,8 +161,11 @@ class BatchQueue:
         A job caught between two registries (being dequeued) may be queued twice: harmless, since
         writes are idempotent and a run that finds its payload gone does nothing.
         """
-        orphans = [job_id for job_id in self._payload_job_ids() if job_id not in self._tracked_job_ids()]
-        orphans = [job_id for job_id in orphans if job_id not in self._tracked_job_ids()]  # re-read: races
+        tracked = self._tracked_job_ids()
+        candidates = [job_id for job_id in self._payload_job_ids() if job_id not in tracked]
+        if candidates:  # read the registries once more: a job may have moved between them meanwhile
+            tracked = self._tracked_job_ids()
+        orphans = [job_id for job_id in candidates if job_id not in tracked]
         for job_id in orphans:
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.multi()

@@ -133,3 +133,14 @@ def test_payloads_of_another_queue_are_left_alone():
     job_id = other.enqueue(ROWS)
     redis.lrem(other.rq_queue.key, 0, job_id)
     assert queue.requeue_orphans() == []
+
+
+def test_the_orphan_scan_reads_the_registries_once_however_long_the_backlog(monkeypatch):
+    queue, _, _ = setup(RecordingStore())
+    for _ in range(50):
+        queue.enqueue(ROWS)
+    reads = []
+    original = queue._tracked_job_ids
+    monkeypatch.setattr(queue, "_tracked_job_ids", lambda: reads.append(1) or original())
+    assert queue.requeue_orphans() == []
+    assert len(reads) == 1
