@@ -7,7 +7,16 @@ import json
 from common.settings import Settings
 
 LOG_TABLE = "log_lines"
+STREAM_INDEX_TABLE = "log_streams"
+NAMESPACE_INDEX_TABLE = "log_namespaces"
 SETTINGS_TABLE = "schema_settings"
+
+# Line ids are non-negative 63-bit numbers (row_keys.line_ids): these bound every (ts_ns, line_id).
+LINE_ID_MIN = -(2**63)
+LINE_ID_MAX = 2**63 - 1
+
+# How long a worker trusts that an index entry it wrote is still there (see index_ttl_seconds).
+INDEX_REFRESH_SECONDS = 3600
 
 
 def create_keyspace(settings: Settings) -> str:
@@ -51,6 +60,37 @@ def create_log_table(settings: Settings) -> str:
           AND comment = 'kube-insight-logserver pod log lines'"""
 
 
+def index_ttl_seconds(settings: Settings) -> int:
+    """An index entry outlives every line it points at: a line's TTL runs from its own write, and
+    a worker rewrites an entry at most every INDEX_REFRESH_SECONDS while lines keep arriving."""
+    if settings.cassandra_ttl_seconds == 0:
+        return 0
+    return settings.cassandra_ttl_seconds + settings.cassandra_bucket_seconds + INDEX_REFRESH_SECONDS
+
+
+def create_stream_index_table(settings: Settings) -> str:
+    """Which pod containers had lines in which bucket of a namespace (discovery, whole-pod reads)."""
+    return f"""
+        CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{STREAM_INDEX_TABLE} (
+            namespace text,
+            bucket bigint,
+            pod_name text,
+            container_name text,
+            PRIMARY KEY ((namespace, bucket), pod_name, container_name)
+        ) WITH default_time_to_live = {index_ttl_seconds(settings)}
+          AND comment = 'kube-insight-logserver: containers with lines per namespace and bucket'"""
+
+
+def create_namespace_index_table(settings: Settings) -> str:
+    return f"""
+        CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{NAMESPACE_INDEX_TABLE} (
+            bucket bigint,
+            namespace text,
+            PRIMARY KEY ((bucket), namespace)
+        ) WITH default_time_to_live = {index_ttl_seconds(settings)}
+          AND comment = 'kube-insight-logserver: namespaces with lines per bucket'"""
+
+
 def create_settings_table(settings: Settings) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{SETTINGS_TABLE} "
@@ -65,8 +105,35 @@ def insert_row(keyspace: str) -> str:
     )
 
 
-def select_slice(keyspace: str) -> str:
+def select_range(keyspace: str, *, backward: bool) -> str:
+    """One partition's lines with (low_ts, low_id) <= (ts_ns, line_id) <= (high_ts, high_id)."""
+    order = " ORDER BY ts_ns DESC, line_id DESC" if backward else ""
     return (
-        f"SELECT ts_ns, log FROM {keyspace}.{LOG_TABLE} WHERE namespace = ? AND pod_name = ? "
-        "AND container_name = ? AND bucket = ? AND ts_ns >= ? AND ts_ns <= ?"
+        f"SELECT ts_ns, line_id, log, stream FROM {keyspace}.{LOG_TABLE} WHERE namespace = ? "
+        "AND pod_name = ? AND container_name = ? AND bucket = ? "
+        f"AND (ts_ns, line_id) >= (?, ?) AND (ts_ns, line_id) <= (?, ?){order}"
     )
+
+
+def insert_stream(keyspace: str) -> str:
+    return (
+        f"INSERT INTO {keyspace}.{STREAM_INDEX_TABLE} (namespace, bucket, pod_name, container_name) "
+        "VALUES (?, ?, ?, ?)"
+    )
+
+
+def insert_namespace(keyspace: str) -> str:
+    return f"INSERT INTO {keyspace}.{NAMESPACE_INDEX_TABLE} (bucket, namespace) VALUES (?, ?)"
+
+
+def select_streams(keyspace: str, *, one_pod: bool) -> str:
+    """The (pod_name, container_name) entries of a namespace's bucket, or of one pod's."""
+    pod = " AND pod_name = ?" if one_pod else ""
+    return (
+        f"SELECT pod_name, container_name FROM {keyspace}.{STREAM_INDEX_TABLE} "
+        f"WHERE namespace = ? AND bucket = ?{pod}"
+    )
+
+
+def select_namespaces(keyspace: str) -> str:
+    return f"SELECT namespace FROM {keyspace}.{NAMESPACE_INDEX_TABLE} WHERE bucket = ?"

@@ -37,6 +37,12 @@ class Settings:
     fluent_bit_date_key: str = "date"
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
+    query_max_stream_rows: int = 1_000_000
+    query_max_scan_rows: int = 1_000_000
+    query_timeout_seconds: float = 10.0
+    tail_poll_seconds: float = 1.0
+    tail_lookback_seconds: int = 5
+    tail_max_seconds: int = 3600
     enable_profiling: bool = False
     ingest_token: str = dataclasses.field(default="", repr=False)
     query_token: str = dataclasses.field(default="", repr=False)
@@ -207,9 +213,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("fluent_bit_date_key", "--fluent-bit-date-key", "FLUENT_BIT_DATE_KEY", _text,
            "fluent-bit's json_date_key: the record key holding its timestamp when `time` is absent", "api"),
     Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
-           "most rows one GET /query returns; a longer answer says truncated=true", "api"),
+           "most rows one JSON GET /query answer holds; a longer one says truncated=true and gives next_cursor", "api"),
     Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),
            "widest time range one GET /query may ask for", "api"),
+    Option("query_max_stream_rows", "--query-max-stream-rows", "QUERY_MAX_STREAM_ROWS", _int(1),
+           "most rows one streamed answer (ndjson, text) returns before it is cut with a cursor", "api"),
+    Option("query_max_scan_rows", "--query-max-scan-rows", "QUERY_MAX_SCAN_ROWS", _int(1),
+           "most stored rows one query reads (filters included) before it is cut with a cursor", "api"),
+    Option("query_timeout_seconds", "--query-timeout-seconds", "QUERY_TIMEOUT_SECONDS", _positive_float,
+           "time one query may spend reading before it is cut with a cursor", "api"),
+    Option("tail_poll_seconds", "--tail-poll-seconds", "TAIL_POLL_SECONDS", _positive_float,
+           "how often GET /tail polls the store for new lines", "api"),
+    Option("tail_lookback_seconds", "--tail-lookback-seconds", "TAIL_LOOKBACK_SECONDS", _int(0, 3600),
+           "how far behind the newest line shown GET /tail still picks up late lines", "api"),
+    Option("tail_max_seconds", "--tail-max-seconds", "TAIL_MAX_SECONDS", _int(1),
+           "longest a GET /tail stream stays open before it ends cleanly", "api"),
     Option("enable_profiling", "--enable-profiling", "ENABLE_PROFILING", _bool,
            "serve /debug/pprof/profile (CPU) and /debug/pprof/heap (allocations)", "api"),
     Option("ingest_token", "--ingest-token", "INGEST_TOKEN", _any_text,

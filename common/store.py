@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
-from cassandra.concurrent import execute_concurrent, execute_concurrent_with_args
+from cassandra.concurrent import execute_concurrent
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
-from common import schema
-from common.query_plan import plan_slices
+from common import log_search, schema
 from common.records import LogRow
-from common.row_keys import bucket_of, line_ids
+from common.row_keys import PartitionKey, bucket_of, line_ids
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 # Cassandra refuses batches above batch_size_fail_threshold (50 KiB by default); stay well below.
 BATCH_BYTES_LIMIT = 40 * 1024
 _ROW_OVERHEAD_BYTES = 96
-# Bucket reads issued at once by a query (empty buckets cost one round trip each).
-_QUERY_READ_AHEAD = 16
+# Index entries a process remembers having written before it forgets them all and starts over.
+_INDEX_MEMORY_ENTRIES = 100_000
 
 
 class StoreUnavailable(Exception):
@@ -50,6 +50,12 @@ class QueryResult:
     truncated: bool
 
 
+# One stored line as a range read returns it.
+StoredLine = tuple[int, int, str, "str | None"]  # (ts_ns, line_id, log, stream)
+# An inclusive bound on a partition's clustering order.
+Bound = tuple[int, int]  # (ts_ns, line_id)
+
+
 _DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
 
 
@@ -59,8 +65,9 @@ class CassandraStore:
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
-        self._insert: PreparedStatement | None = None
-        self._select: PreparedStatement | None = None
+        self._statements: dict[str, PreparedStatement] = {}
+        # Index entries this process wrote, and when (monotonic): rewritten after INDEX_REFRESH_SECONDS.
+        self._indexed: dict[tuple, float] = {}
 
     # --- connection and schema ---
 
@@ -102,8 +109,20 @@ class CassandraStore:
         self._cluster = cluster
         session = cluster.connect()
         self._ensure_schema(session)
-        self._insert = session.prepare(schema.insert_row(s.cassandra_keyspace))
-        self._select = session.prepare(schema.select_slice(s.cassandra_keyspace))
+        keyspace = s.cassandra_keyspace
+        self._statements = {
+            name: session.prepare(cql)
+            for name, cql in (
+                ("insert", schema.insert_row(keyspace)),
+                ("insert_stream", schema.insert_stream(keyspace)),
+                ("insert_namespace", schema.insert_namespace(keyspace)),
+                ("forward", schema.select_range(keyspace, backward=False)),
+                ("backward", schema.select_range(keyspace, backward=True)),
+                ("streams", schema.select_streams(keyspace, one_pod=False)),
+                ("pod_streams", schema.select_streams(keyspace, one_pod=True)),
+                ("namespaces", schema.select_namespaces(keyspace)),
+            )
+        }
         self._session = session
         log.info("event=cassandra_connected hosts=%s keyspace=%s", ",".join(s.cassandra_hosts),
                  s.cassandra_keyspace)
@@ -113,11 +132,17 @@ class CassandraStore:
         # DDL waits for schema agreement; give it more than a normal request.
         ddl_timeout = max(s.cassandra_timeout_seconds, 30.0)
         keyspace = session.cluster.metadata.keyspaces.get(s.cassandra_keyspace)
-        if keyspace is None or schema.LOG_TABLE not in keyspace.tables:
+        if keyspace is None:
             session.execute(schema.create_keyspace(s), timeout=ddl_timeout)
-            session.execute(schema.create_log_table(s), timeout=ddl_timeout)
-        if keyspace is None or schema.SETTINGS_TABLE not in keyspace.tables:
-            session.execute(schema.create_settings_table(s), timeout=ddl_timeout)
+        existing = keyspace.tables if keyspace is not None else {}
+        for table, create in (
+            (schema.LOG_TABLE, schema.create_log_table),
+            (schema.STREAM_INDEX_TABLE, schema.create_stream_index_table),
+            (schema.NAMESPACE_INDEX_TABLE, schema.create_namespace_index_table),
+            (schema.SETTINGS_TABLE, schema.create_settings_table),
+        ):
+            if table not in existing:
+                session.execute(create(s), timeout=ddl_timeout)
         self._check_bucket_size(session)
 
     def _check_bucket_size(self, session: Session) -> None:
@@ -156,21 +181,49 @@ class CassandraStore:
             raise StoreUnavailable(_describe(error)) from error
 
     def write(self, rows: Sequence[LogRow]) -> int:
-        """Write every row (idempotently: same rows, same keys); returns the partitions touched."""
+        """Write every row (idempotently: same rows, same keys) and the index entries that find
+        them; returns the partitions touched."""
         session = self.connect()
         by_partition = self._params_by_partition(rows)
+        index_entries = self._unindexed(by_partition)
         try:
             if self._settings.cassandra_write_mode == "batch":
-                self._write_batches(session, by_partition)
+                self._write_batches(session, by_partition, self._index_statements(index_entries))
             else:
                 params = [p for partition in by_partition.values() for p in partition]
-                execute_concurrent_with_args(
-                    session, self._insert, params,
+                execute_concurrent(
+                    session,
+                    [(self._statements["insert"], p) for p in params] + self._index_statements(index_entries),
                     concurrency=self._settings.cassandra_write_concurrency, raise_on_first_error=True,
                 )
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"write failed: {_describe(error)}") from error
+        self._remember_indexed(index_entries)
         return len(by_partition)
+
+    def _unindexed(self, by_partition: dict[tuple, list[tuple]]) -> list[tuple]:
+        """The partitions (namespace, pod, container, bucket) whose index entries this process has
+        not written within INDEX_REFRESH_SECONDS."""
+        now = time.monotonic()
+        return [
+            key for key in by_partition
+            if now - self._indexed.get(key, -math.inf) > schema.INDEX_REFRESH_SECONDS
+        ]
+
+    def _index_statements(self, entries: list[tuple]) -> list[tuple]:
+        statements, namespaces = [], set()
+        for namespace, pod_name, container_name, bucket in entries:
+            statements.append((self._statements["insert_stream"], (namespace, bucket, pod_name, container_name)))
+            namespaces.add((bucket, namespace))
+        statements += [(self._statements["insert_namespace"], key) for key in namespaces]
+        return statements
+
+    def _remember_indexed(self, entries: list[tuple]) -> None:
+        if len(self._indexed) > _INDEX_MEMORY_ENTRIES:
+            self._indexed.clear()
+        now = time.monotonic()
+        for key in entries:
+            self._indexed[key] = now
 
     def _params_by_partition(self, rows: Iterable[LogRow]) -> dict[tuple, list[tuple]]:
         # Absent optional fields are UNSET, not null: a null would write a tombstone per cell.
@@ -186,8 +239,10 @@ class CassandraStore:
             )
         return groups
 
-    def _write_batches(self, session: Session, by_partition: dict[tuple, list[tuple]]) -> None:
-        statements = []
+    def _write_batches(
+        self, session: Session, by_partition: dict[tuple, list[tuple]], extra_statements: list[tuple],
+    ) -> None:
+        statements = list(extra_statements)
         for params in by_partition.values():
             batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
             for p in params:
@@ -195,7 +250,7 @@ class CassandraStore:
                 if size and size + row_bytes > BATCH_BYTES_LIMIT:
                     statements.append((batch, ()))
                     batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
-                batch.add(self._insert, p)
+                batch.add(self._statements["insert"], p)
                 size += row_bytes
             statements.append((batch, ()))
         execute_concurrent(
@@ -203,31 +258,75 @@ class CassandraStore:
             raise_on_first_error=True,
         )
 
+    # --- reads ---
+
+    def read_range(
+        self, partition: PartitionKey, low: Bound, high: Bound, *, backward: bool, page_size: int,
+    ) -> "RangeRead":
+        """Start reading one partition's lines between two inclusive bounds (the first page is
+        requested at once; iterate the result for the lines, in clustering or reverse order)."""
+        session = self.connect()
+        statement = self._statements["backward" if backward else "forward"].bind((*partition, *low, *high))
+        statement.fetch_size = page_size
+        try:
+            return RangeRead(session.execute_async(statement))
+        except _DRIVER_ERRORS as error:
+            raise StoreUnavailable(f"query failed: {_describe(error)}") from error
+
+    def containers_in_buckets(
+        self, namespace: str, pod_name: str | None, buckets: Sequence[int],
+    ) -> list[list[tuple[str, str]]]:
+        """For each bucket, the (pod_name, container_name) pairs of the namespace (or of one pod)
+        that have lines in it, sorted: read from the index the workers keep."""
+        if pod_name is None:
+            statement, params = self._statements_for("streams"), [(namespace, b) for b in buckets]
+        else:
+            statement, params = self._statements_for("pod_streams"), [(namespace, b, pod_name) for b in buckets]
+        return [sorted(rows) for rows in self._read_all(statement, params)]
+
+    def namespaces_in_buckets(self, buckets: Sequence[int]) -> list[list[str]]:
+        statement = self._statements_for("namespaces")
+        return [sorted(row[0] for row in rows) for rows in self._read_all(statement, [(b,) for b in buckets])]
+
     def query(
         self, namespace: str, pod_name: str, container_name: str, start_ns: int, end_ns: int,
         max_rows: int,
     ) -> QueryResult:
-        """Lines of one container with start_ns <= ts <= end_ns, oldest first, at most max_rows."""
-        session = self.connect()
-        slices = plan_slices(start_ns, end_ns, self._settings.cassandra_bucket_seconds)
+        """One container's lines with start_ns <= ts <= end_ns as a list, oldest first, at most
+        max_rows (for tools and tests; the API pages through log_search instead)."""
+        scope = log_search.Scope(namespace, pod_name, container_name)
         rows: list[tuple[int, str]] = []
+        for line in log_search.read_lines(self, scope, start_ns, end_ns,
+                                          bucket_seconds=self._settings.cassandra_bucket_seconds):
+            if len(rows) == max_rows:
+                return QueryResult(rows, truncated=True)
+            rows.append((line.ts_ns, line.log))
+        return QueryResult(rows, truncated=False)
+
+    def _statements_for(self, name: str) -> PreparedStatement:
+        self.connect()
+        return self._statements[name]
+
+    def _read_all(self, statement: PreparedStatement, params: list[tuple]) -> list[list[tuple]]:
+        session = self.connect()
         try:
-            for first in range(0, len(slices), _QUERY_READ_AHEAD):
-                futures = [
-                    session.execute_async(
-                        self._select,
-                        (namespace, pod_name, container_name, s.bucket, s.start_ns, s.end_ns),
-                    )
-                    for s in slices[first:first + _QUERY_READ_AHEAD]
-                ]
-                for future in futures:
-                    for row in future.result():
-                        if len(rows) == max_rows:
-                            return QueryResult(rows, truncated=True)
-                        rows.append(row)
+            futures = [session.execute_async(statement, p) for p in params]
+            return [list(future.result()) for future in futures]
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
-        return QueryResult(rows, truncated=False)
+
+
+class RangeRead:
+    """The lines of one started partition read, fetched page by page as they are iterated."""
+
+    def __init__(self, future):
+        self._future = future
+
+    def __iter__(self) -> Iterator[StoredLine]:
+        try:
+            yield from self._future.result()
+        except _DRIVER_ERRORS as error:
+            raise StoreUnavailable(f"query failed: {_describe(error)}") from error
 
 
 def _libev_if_available() -> dict:

@@ -11,25 +11,60 @@ from api.app import create_app
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue
 from common.settings import Settings
-from common.store import QueryResult, StoreUnavailable
+from common.row_keys import bucket_of
+from common.store import StoreUnavailable
+
+
+SEED_CONTAINER = ("default", "nginx-deployment-abcde", "nginx")
 
 
 @dataclasses.dataclass
 class FakeStore:
+    """The store's read and health interface over lines held in memory, with the same order and
+    inclusive bounds as Cassandra. `rows` are (ts_ns, log) lines of `container`; `add` puts
+    lines anywhere. `down` makes every call fail as an unreachable Cassandra does."""
+
     rows: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     down: str | None = None
-    queries: list[tuple] = dataclasses.field(default_factory=list)
+    container: tuple[str, str, str] = SEED_CONTAINER
+    bucket_seconds: int = 3600
+    reads: list[tuple] = dataclasses.field(default_factory=list)
+    lines: dict[tuple, list[tuple]] = dataclasses.field(default_factory=dict)
+    _next_id: int = 0
+
+    def __post_init__(self) -> None:
+        for ts_ns, log in self.rows:
+            self.add(*self.container, ts_ns, log)
+
+    def add(self, namespace, pod_name, container_name, ts_ns, log, stream=None) -> None:
+        self._next_id += 1
+        partition = (namespace, pod_name, container_name, bucket_of(ts_ns, self.bucket_seconds))
+        self.lines.setdefault(partition, []).append((ts_ns, self._next_id, log, stream))
 
     def ping(self, timeout: float) -> None:
-        if self.down:
-            raise StoreUnavailable(self.down)
+        self._check()
 
-    def query(self, namespace, pod_name, container_name, start_ns, end_ns, max_rows) -> QueryResult:
+    def read_range(self, partition, low, high, *, backward, page_size):
+        self._check()
+        self.reads.append((*partition, low, high, backward))
+        found = sorted(line for line in self.lines.get(tuple(partition), []) if low <= line[:2] <= high)
+        return list(reversed(found)) if backward else found
+
+    def containers_in_buckets(self, namespace, pod_name, buckets):
+        self._check()
+        return [
+            sorted({(p[1], p[2]) for p in self.lines
+                    if p[0] == namespace and p[3] == bucket and pod_name in (None, p[1])})
+            for bucket in buckets
+        ]
+
+    def namespaces_in_buckets(self, buckets):
+        self._check()
+        return [sorted({p[0] for p in self.lines if p[3] == bucket}) for bucket in buckets]
+
+    def _check(self) -> None:
         if self.down:
             raise StoreUnavailable(self.down)
-        self.queries.append((namespace, pod_name, container_name, start_ns, end_ns))
-        selected = [r for r in self.rows if start_ns <= r[0] <= end_ns]
-        return QueryResult(selected[:max_rows], truncated=len(selected) > max_rows)
 
 
 @dataclasses.dataclass

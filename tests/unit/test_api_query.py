@@ -27,26 +27,26 @@ def test_rows_come_back_in_the_seed_shape_with_trimmed_nanosecond_times():
     assert response.status_code == 200
     assert response.json == {"log_rows": [
         {"time": "2018-05-07T00:00:00Z", "log": "first"},
-        {"time": "2018-05-07T00:00:00.1Z", "log": "second"},
         {"time": "2018-05-07T00:00:00.000000123Z", "log": "x"},
+        {"time": "2018-05-07T00:00:00.1Z", "log": "second"},
     ]}
 
 
-def test_the_store_is_asked_for_the_inclusive_range_of_the_parameters():
-    harness = build()
-    query(harness)
-    assert harness.store.queries == [("default", "nginx-deployment-abcde", "nginx", T0, T0 + 60 * 10**9)]
+def test_the_range_of_the_parameters_is_inclusive_at_both_ends():
+    harness = build(store=FakeStore(rows=[(T0 - 1, "before"), (T0, "start"), (T0 + 60 * 10**9, "end"),
+                                          (T0 + 60 * 10**9 + 1, "after")]))
+    assert [row["log"] for row in query(harness).json["log_rows"]] == ["start", "end"]
 
 
 def test_end_time_defaults_to_now():
     harness = build()
     an_hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
     assert query(harness, start_time=an_hour_ago, end_time=None).status_code == 200
-    (_, _, _, start, end), = harness.store.queries
+    start, end = harness.store.reads[0][4][0], harness.store.reads[-1][5][0]
     assert 3599 <= (end - start) / 10**9 <= 3700
 
 
-@pytest.mark.parametrize("missing", ["namespace", "pod_name", "container_name", "start_time"])
+@pytest.mark.parametrize("missing", ["namespace", "start_time"])
 def test_a_missing_required_parameter_gets_400_naming_it(missing):
     response = query(build(), **{missing: None})
     assert response.status_code == 400

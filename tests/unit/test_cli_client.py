@@ -24,6 +24,7 @@ from tests.unit.api_harness import FakeStore, build
 T0 = parse_rfc3339_ns("2018-05-07T00:00:00Z")
 WINDOW = ["--start-time", "2018-05-07T00:00:00Z", "--end-time", "2018-05-07T01:00:00Z"]
 CONTAINER = ["--namespace", "default", "--pod", "nginx-1", "--container", "nginx"]
+NGINX_1 = ("default", "nginx-1", "nginx")
 
 
 # --- servers ---
@@ -126,7 +127,7 @@ def summary(out: str) -> dict:
 
 
 def test_query_prints_each_line_as_stored_adding_a_newline_only_where_missing(live, capsys):
-    api = live(store=FakeStore(rows=[(T0 + 1, "first\n"), (T0 + 2, "second\n"), (T0 + 3, "no newline")]))
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + 1, "first\n"), (T0 + 2, "second\n"), (T0 + 3, "no newline")]))
     assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 0
     assert capsys.readouterr().out == "first\nsecond\nno newline\n"
 
@@ -134,17 +135,18 @@ def test_query_prints_each_line_as_stored_adding_a_newline_only_where_missing(li
 def test_query_asks_the_server_for_the_container_and_range_given(live, capsys):
     api = live()
     main(["query", *CONTAINER, *WINDOW, "--server", api.url])
-    assert api.store.queries == [("default", "nginx-1", "nginx", T0, T0 + 3600 * NS_PER_SECOND)]
+    assert {read[:3] for read in api.store.reads} == {("default", "nginx-1", "nginx")}
+    assert api.store.reads[0][4][0] == T0 and api.store.reads[-1][5][0] == T0 + 3600 * NS_PER_SECOND
 
 
 def test_query_with_timestamps_prefixes_each_line_with_its_rfc3339_time(live, capsys):
-    api = live(store=FakeStore(rows=[(T0 + 100_000_000, "first\n"), (T0 + 1_500_000_000, "second\n")]))
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + 100_000_000, "first\n"), (T0 + 1_500_000_000, "second\n")]))
     main(["query", *CONTAINER, *WINDOW, "--timestamps", "--server", api.url])
     assert capsys.readouterr().out == "2018-05-07T00:00:00.1Z first\n2018-05-07T00:00:01.5Z second\n"
 
 
 def test_query_with_json_prints_the_servers_document(live, capsys):
-    api = live(store=FakeStore(rows=[(T0, "first\n")]))
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0, "first\n")]))
     main(["query", *CONTAINER, *WINDOW, "--json", "--server", api.url])
     document = json.loads(capsys.readouterr().out)
     assert document == {"log_rows": [{"time": "2018-05-07T00:00:00Z", "log": "first\n"}]}
@@ -152,7 +154,7 @@ def test_query_with_json_prints_the_servers_document(live, capsys):
 
 def test_query_since_returns_only_lines_newer_than_the_duration(live, capsys):
     now = now_ns()
-    api = live(store=FakeStore(rows=[(now - 7200 * NS_PER_SECOND, "two hours ago\n"),
+    api = live(store=FakeStore(container=NGINX_1, rows=[(now - 7200 * NS_PER_SECOND, "two hours ago\n"),
                                      (now - 600 * NS_PER_SECOND, "ten minutes ago\n")]))
     main(["query", *CONTAINER, "--since", "1h", "--server", api.url])
     assert capsys.readouterr().out == "ten minutes ago\n"
@@ -169,7 +171,7 @@ def test_a_bad_request_exits_non_zero_with_the_servers_message_on_stderr(live, c
 
 
 def test_a_truncated_answer_prints_the_lines_and_a_warning_on_stderr(live, capsys):
-    api = live(store=FakeStore(rows=[(T0 + i, f"line {i}\n") for i in range(3)]),
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + i, f"line {i}\n") for i in range(3)]),
                settings=Settings(query_max_rows=2))
     assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 0
     captured = capsys.readouterr()
@@ -178,14 +180,14 @@ def test_a_truncated_answer_prints_the_lines_and_a_warning_on_stderr(live, capsy
 
 
 def test_query_finds_the_server_in_KUBE_INSIGHT_SERVER(live, capsys, monkeypatch):
-    api = live(store=FakeStore(rows=[(T0, "from env\n")]))
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0, "from env\n")]))
     monkeypatch.setenv("KUBE_INSIGHT_SERVER", api.url)
     assert main(["query", *CONTAINER, *WINDOW]) == 0
     assert capsys.readouterr().out == "from env\n"
 
 
 def test_the_server_flag_wins_over_KUBE_INSIGHT_SERVER(live, capsys, monkeypatch):
-    api = live(store=FakeStore(rows=[(T0, "from flag\n")]))
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0, "from flag\n")]))
     monkeypatch.setenv("KUBE_INSIGHT_SERVER", closed_port_url())
     assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 0
     assert capsys.readouterr().out == "from flag\n"

@@ -13,8 +13,11 @@ from common.schema import (
     create_keyspace,
     create_log_table,
     create_settings_table,
+    create_namespace_index_table,
+    create_stream_index_table,
+    index_ttl_seconds,
     insert_row,
-    select_slice,
+    select_range,
 )
 from common.settings import Settings, build_settings
 
@@ -117,8 +120,29 @@ def test_the_insert_binds_one_marker_per_column():
     assert cql.count("?") == len(columns)
 
 
-def test_a_slice_select_reads_one_partition_between_two_inclusive_instants():
-    cql = select_slice("logs")
+def test_a_range_select_reads_one_partition_between_two_inclusive_positions():
+    cql = select_range("logs", backward=False)
     assert f"FROM logs.{LOG_TABLE} " in cql
     assert "bucket = ?" in cql
-    assert "ts_ns >= ? AND ts_ns <= ?" in cql
+    assert "(ts_ns, line_id) >= (?, ?) AND (ts_ns, line_id) <= (?, ?)" in cql
+    assert "ORDER BY" not in cql
+
+
+def test_a_backward_range_select_reads_newest_first():
+    assert select_range("logs", backward=True).endswith("ORDER BY ts_ns DESC, line_id DESC")
+
+
+def test_the_index_tables_are_partitioned_by_namespace_and_bucket():
+    settings = Settings(cassandra_keyspace="logs")
+    assert "PRIMARY KEY ((namespace, bucket), pod_name, container_name)" in one_line(
+        create_stream_index_table(settings))
+    assert "PRIMARY KEY ((bucket), namespace)" in one_line(create_namespace_index_table(settings))
+
+
+def test_index_entries_never_expire_when_lines_never_do():
+    assert index_ttl_seconds(Settings(cassandra_ttl_seconds=0)) == 0
+
+
+def test_index_entries_outlive_the_lines_they_point_at():
+    settings = Settings(cassandra_ttl_seconds=86400, cassandra_bucket_seconds=3600)
+    assert index_ttl_seconds(settings) >= 86400 + 3600

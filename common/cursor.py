@@ -1,0 +1,46 @@
+"""Opaque paging cursors: where the next page of a query starts, and in which direction.
+
+A cursor is URL-safe base64 of a small msgpack array, so it survives a query string unescaped.
+It names a position in the global line order (log_search.Position), not a row count, so lines
+landing meanwhile never shift a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import msgspec
+
+from common.log_search import Position
+
+_VERSION = 1
+_MAX_CURSOR_CHARS = 2048
+
+
+class CursorError(ValueError):
+    """The text is not a cursor this server issued."""
+
+
+def encode_cursor(after: Position, backward: bool) -> str:
+    packed = msgspec.msgpack.encode([_VERSION, backward, *after])
+    return base64.urlsafe_b64encode(packed).rstrip(b"=").decode()
+
+
+def decode_cursor(text: str) -> tuple[Position, bool]:
+    """(position, backward) from a cursor; CursorError when it is not one."""
+    if len(text) > _MAX_CURSOR_CHARS:
+        raise CursorError("cursor too long")
+    try:
+        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        version, backward, ts_ns, pod_name, container_name, line_id = msgspec.msgpack.decode(packed)
+    except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
+        raise CursorError("not a cursor returned by this server (pass next_cursor back unchanged)") from None
+    if (
+        version != _VERSION
+        or not isinstance(backward, bool)
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in (ts_ns, line_id))
+        or not all(isinstance(v, str) for v in (pod_name, container_name))
+    ):
+        raise CursorError("not a cursor returned by this server (pass next_cursor back unchanged)")
+    return Position(ts_ns, pod_name, container_name, line_id), backward
