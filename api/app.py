@@ -5,6 +5,7 @@ from __future__ import annotations
 import falcon
 
 from api.auth import BearerAuth
+from api.discovery import ContainersResource, NamespacesResource, PodsResource
 from api.errors import handle_unexpected, serialize_error
 from api.observability import MetricsResource, RequestMetrics
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
@@ -15,9 +16,15 @@ from common.queue import BatchQueue, connect_redis
 from common.settings import Settings
 from common.store import CassandraStore
 
+# Everything that reads logs needs QUERY_TOKEN when one is set.
+QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
+
 
 def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics) -> falcon.App:
-    auth = BearerAuth({("POST", "/write"): settings.ingest_token, ("GET", "/query"): settings.query_token})
+    auth = BearerAuth({
+        ("POST", "/write"): settings.ingest_token,
+        **{("GET", path): settings.query_token for path in QUERY_PATHS},
+    })
     app = falcon.App(middleware=[RequestMetrics(metrics), auth])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
@@ -25,6 +32,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
     app.add_route("/write", write)
     app.add_route("/ready", write, suffix="ready")
     app.add_route("/query", QueryResource(settings, store))
+    app.add_route("/namespaces", NamespacesResource(settings, store))
+    app.add_route("/pods", PodsResource(settings, store))
+    app.add_route("/containers", ContainersResource(settings, store))
     app.add_route("/metrics", MetricsResource(metrics))
     if settings.enable_profiling:
         start_heap_tracing()
