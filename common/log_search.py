@@ -65,7 +65,7 @@ class Scope:
 
 class LineStore(Protocol):
     def read_range(self, partition: tuple[str, str, str, int], low: tuple[int, int], high: tuple[int, int],
-                   *, backward: bool, page_size: int) -> Iterable[tuple[int, int, str, str | None]]: ...
+                   *, backward: bool, page_size: int) -> Iterable[LogLine]: ...
 
     def containers_in_buckets(self, namespace: str, pod_name: str | None,
                               buckets: Sequence[int]) -> list[list[tuple[str, str]]]: ...
@@ -92,7 +92,7 @@ def read_lines(
             if bounds is not None:
                 partition = (scope.namespace, pod_name, container_name, bucket_slice.bucket)
                 read = store.read_range(partition, *bounds, backward=backward, page_size=page_size)
-                reads.append(_as_lines(read, pod_name, container_name))
+                reads.append(iter(read))
         return reads
 
     started: deque[list[Iterator[LogLine]]] = deque()
@@ -142,11 +142,6 @@ def _bounds(
                 edge = (after.ts_ns - 1, LINE_ID_MAX)
             high = min(high, edge)
     return (low, high) if low <= high else None
-
-
-def _as_lines(read: Iterable[tuple], pod_name: str, container_name: str) -> Iterator[LogLine]:
-    for ts_ns, line_id, log, stream in read:
-        yield LogLine(ts_ns, pod_name, container_name, line_id, log, stream)
 
 
 def _merged(reads: list[Iterator[LogLine]], backward: bool) -> Iterator[LogLine]:

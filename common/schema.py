@@ -106,10 +106,12 @@ def insert_row(keyspace: str) -> str:
 
 
 def select_range(keyspace: str, *, backward: bool) -> str:
-    """One partition's lines with (low_ts, low_id) <= (ts_ns, line_id) <= (high_ts, high_id)."""
+    """One partition's lines with (low_ts, low_id) <= (ts_ns, line_id) <= (high_ts, high_id),
+    columns in log_search.LogLine's order."""
     order = " ORDER BY ts_ns DESC, line_id DESC" if backward else ""
     return (
-        f"SELECT ts_ns, line_id, log, stream FROM {keyspace}.{LOG_TABLE} WHERE namespace = ? "
+        f"SELECT ts_ns, pod_name, container_name, line_id, log, stream FROM {keyspace}.{LOG_TABLE} "
+        "WHERE namespace = ? "
         "AND pod_name = ? AND container_name = ? AND bucket = ? "
         f"AND (ts_ns, line_id) >= (?, ?) AND (ts_ns, line_id) <= (?, ?){order}"
     )

@@ -50,8 +50,6 @@ class QueryResult:
     truncated: bool
 
 
-# One stored line as a range read returns it.
-StoredLine = tuple[int, int, str, "str | None"]  # (ts_ns, line_id, log, stream)
 # An inclusive bound on a partition's clustering order.
 Bound = tuple[int, int]  # (ts_ns, line_id)
 
@@ -100,7 +98,10 @@ class CassandraStore:
         cluster = Cluster(
             contact_points=list(s.cassandra_hosts),
             port=s.cassandra_port,
-            execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+            execution_profiles={
+                EXEC_PROFILE_DEFAULT: profile,
+                _LINES_PROFILE: _lines_profile(profile),
+            },
             auth_provider=auth,
             connect_timeout=min(s.cassandra_timeout_seconds, 2.0),
             control_connection_timeout=min(s.cassandra_timeout_seconds, 2.0),
@@ -269,7 +270,7 @@ class CassandraStore:
         statement = self._statements["backward" if backward else "forward"].bind((*partition, *low, *high))
         statement.fetch_size = page_size
         try:
-            return RangeRead(session.execute_async(statement))
+            return RangeRead(session, statement, session.execute_async(statement, execution_profile=_LINES_PROFILE))
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
 
@@ -317,16 +318,48 @@ class CassandraStore:
 
 
 class RangeRead:
-    """The lines of one started partition read, fetched page by page as they are iterated."""
+    """The lines of one started partition read, as log_search.LogLine tuples, fetched page by
+    page as they are iterated; the next page is requested before the current one is handed out,
+    so Cassandra reads it while the caller works through this one."""
 
-    def __init__(self, future):
+    def __init__(self, session: Session, statement, future):
+        self._session = session
+        self._statement = statement
         self._future = future
 
-    def __iter__(self) -> Iterator[StoredLine]:
+    def __iter__(self) -> Iterator[log_search.LogLine]:
         try:
-            yield from self._future.result()
+            result = self._future.result()
+            while True:
+                lines = result.current_rows
+                following = (
+                    self._session.execute_async(self._statement, paging_state=result.paging_state,
+                                                execution_profile=_LINES_PROFILE)
+                    if result.has_more_pages else None
+                )
+                yield from lines
+                if following is None:
+                    return
+                result = following.result()
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
+
+
+# Range reads build LogLine tuples straight from the driver's rows (columns in LogLine's order).
+_LINES_PROFILE = "lines"
+
+
+def _line_factory(column_names: list[str], rows: list[tuple]) -> list[log_search.LogLine]:
+    return list(map(log_search.LogLine._make, rows))
+
+
+def _lines_profile(default: ExecutionProfile) -> ExecutionProfile:
+    return ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        consistency_level=default.consistency_level,
+        request_timeout=default.request_timeout,
+        row_factory=_line_factory,
+    )
 
 
 def _libev_if_available() -> dict:

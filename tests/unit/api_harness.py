@@ -11,6 +11,7 @@ from api.app import create_app
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue
 from common.settings import Settings
+from common.log_search import LogLine
 from common.row_keys import bucket_of
 from common.store import StoreUnavailable
 
@@ -47,8 +48,11 @@ class FakeStore:
     def read_range(self, partition, low, high, *, backward, page_size):
         self._check()
         self.reads.append((*partition, low, high, backward))
-        found = sorted(line for line in self.lines.get(tuple(partition), []) if low <= line[:2] <= high)
-        return list(reversed(found)) if backward else found
+        namespace, pod_name, container_name, _ = partition
+        found = [LogLine(ts_ns, pod_name, container_name, line_id, log, stream)
+                 for ts_ns, line_id, log, stream in sorted(self.lines.get(tuple(partition), []))
+                 if low <= (ts_ns, line_id) <= high]
+        return found[::-1] if backward else found
 
     def containers_in_buckets(self, namespace, pod_name, buckets):
         self._check()
