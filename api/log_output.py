@@ -3,6 +3,7 @@ streamed chunk by chunk so a long answer needs bounded memory."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
@@ -81,8 +82,8 @@ def ndjson_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, backward
         if end.cut:
             yield encode(trailer(end, backward, hints)) + b"\n"
 
-    return _guarded(_chunked(encoded()), lambda error: encode(
-        {"error": {"message": "Cassandra unavailable", "detail": str(error)}}) + b"\n")
+    return _primed(_chunked(_ending_with_error(encoded(), lambda error: encode(
+        {"error": {"message": "Cassandra unavailable", "detail": str(error)}}) + b"\n")))
 
 
 def text_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, timestamps: bool,
@@ -98,7 +99,8 @@ def text_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, timestamps
         if end.cut and end.reason != "limit":
             yield f"# truncated: {cut_explanation(end, hints)}\n".encode()
 
-    return _guarded(_chunked(encoded()), lambda error: f"# error: Cassandra unavailable: {error}\n".encode())
+    return _primed(_chunked(_ending_with_error(
+        encoded(), lambda error: f"# error: Cassandra unavailable: {error}\n".encode())))
 
 
 def _prefix(scope: Scope) -> Callable[[LogLine], str]:
@@ -123,18 +125,23 @@ def _chunked(pieces: Iterable[bytes], size: int = _CHUNK_BYTES) -> Iterator[byte
         yield b"".join(buffer)
 
 
-def _guarded(chunks: Iterator[bytes], on_error: Callable[[StoreUnavailable], bytes]) -> Iterator[bytes]:
-    """The first chunk fails loudly (the caller answers 503); a later failure ends the body with
-    `on_error`'s line, since the status has already been sent."""
+def _ending_with_error(pieces: Iterator[bytes], on_error: Callable[[StoreUnavailable], bytes]) -> Iterator[bytes]:
+    """A failure before the first piece propagates (the caller answers 503); a later one ends the
+    body with `on_error`'s line, since the status has been decided."""
+    started = False
+    try:
+        for piece in pieces:
+            started = True
+            yield piece
+    except StoreUnavailable as error:
+        if not started:
+            raise
+        yield on_error(error)
+
+
+def _primed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Reads the first chunk now, so a store failure before any line becomes a 503."""
     first = next(chunks, None)
     if first is None:
         return iter(())
-
-    def rest() -> Iterator[bytes]:
-        yield first
-        try:
-            yield from chunks
-        except StoreUnavailable as error:
-            yield on_error(error)
-
-    return rest()
+    return itertools.chain((first,), chunks)

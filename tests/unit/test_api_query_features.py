@@ -8,6 +8,7 @@ import json
 import pytest
 
 from common.settings import Settings
+from common.store import StoreUnavailable
 from tests.unit.api_harness import FakeStore, build
 
 T0 = 1525651200 * 10**9  # 2018-05-07T00:00:00Z
@@ -204,3 +205,29 @@ def test_any_accept_header_gets_the_seed_json():
 def test_cassandra_down_before_a_stream_starts_gets_503():
     response = get(build(store=FakeStore(down="no host available")), "application/x-ndjson", **CONTAINER)
     assert response.status_code == 503
+
+
+class StoreFailingMidRead(FakeStore):
+    """Hands out `good` lines of a read, then fails as a Cassandra that went away would."""
+
+    good: int = 100
+
+    def read_range(self, partition, low, high, *, backward, page_size):
+        lines = super().read_range(partition, low, high, backward=backward, page_size=page_size)
+
+        def failing():
+            yield from lines[:self.good]
+            raise StoreUnavailable("connection lost")
+
+        return failing()
+
+
+def test_cassandra_lost_in_the_middle_of_a_stream_ends_it_with_an_error_line():
+    store = StoreFailingMidRead()
+    for i in range(200):
+        store.add("default", "web", "app", T0 + i, "x" * 1000)
+    response = get(build(store=store), "application/x-ndjson", **CONTAINER)
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert response.status_code == 200
+    assert [row["log"] for row in rows[:-1]] == ["x" * 1000] * 100
+    assert rows[-1] == {"error": {"message": "Cassandra unavailable", "detail": "connection lost"}}
