@@ -10,6 +10,7 @@ from api.errors import handle_unexpected, serialize_error
 from api.observability import MetricsResource, RequestMetrics
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
 from api.query import QueryResource
+from api.tail import TailResource
 from api.write import WriteResource
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue, connect_redis
@@ -32,6 +33,7 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
     app.add_route("/write", write)
     app.add_route("/ready", write, suffix="ready")
     app.add_route("/query", QueryResource(settings, store))
+    app.add_route("/tail", TailResource(settings, store))
     app.add_route("/namespaces", NamespacesResource(settings, store))
     app.add_route("/pods", PodsResource(settings, store))
     app.add_route("/containers", ContainersResource(settings, store))

@@ -1,4 +1,4 @@
-"""A tiny HTTP client for the log server (standard library only): POST /write and GET /query."""
+"""A tiny HTTP client for the log server (standard library only): POST /write, GET /query and GET /tail."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "KUBE_INSIGHT_SERVER"
 # Answers after which the same batch may succeed later (as fluent-bit sees them).
 RETRYABLE_STATUSES = frozenset({408, 429, 503})
+# The server sends a heartbeat every 10 s while a tail is quiet: this long without a byte, it is gone.
+TAIL_READ_TIMEOUT = 35.0
 
 
 class ServerError(Exception):
@@ -106,14 +108,34 @@ class LogServerClient:
             self._sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def query(self, namespace: str, pod_name: str, container_name: str, start_time: str,
+    def query(self, namespace: str, pod_name: str, container_name: str | None, start_time: str,
               end_time: str | None = None) -> dict:
-        """GET /query once; end_time None lets the server use its own clock for 'now'."""
-        params = {"namespace": namespace, "pod_name": pod_name, "container_name": container_name,
-                  "start_time": start_time}
+        """GET /query once; end_time None lets the server use its own clock for 'now'; container_name
+        None asks for every container of the pod (rows then carry "container")."""
+        params = {"namespace": namespace, "pod_name": pod_name, "start_time": start_time}
+        if container_name:
+            params["container_name"] = container_name
         if end_time:
             params["end_time"] = end_time
         return self._request("GET", "/query?" + urllib.parse.urlencode(params))
+
+    def open_tail(self, namespace: str, pod_name: str, container_name: str | None, since: str, *,
+                  read_timeout: float = TAIL_READ_TIMEOUT) -> TailStream:
+        """GET /tail from `since` (inclusive), as NDJSON. Raises ServerError for an error status and
+        ServerUnreachable when there is no answer; iterate the stream for what follows."""
+        params = {"namespace": namespace, "pod_name": pod_name, "since": since}
+        if container_name:
+            params["container_name"] = container_name
+        request = urllib.request.Request(self._server + "/tail?" + urllib.parse.urlencode(params),
+                                         headers={"Accept": "application/x-ndjson"})
+        try:
+            response = urllib.request.urlopen(request, timeout=read_timeout)
+        except urllib.error.HTTPError as error:
+            raise _server_error(error) from None
+        except (OSError, http.client.HTTPException) as error:
+            reason = getattr(error, "reason", None) or error
+            raise ServerUnreachable(f"{self._server}: {reason}") from None
+        return TailStream(response, self._server)
 
     def _backoff(self, attempt: int) -> float:
         return self._first_backoff * 2 ** (attempt - 1)
@@ -132,6 +154,41 @@ class LogServerClient:
             raise ServerUnreachable(f"{self._server}: {reason}") from None
         except json.JSONDecodeError as error:
             raise ServerError(200, "answer is not JSON", str(error)) from None
+
+
+class TailStream:
+    """An open GET /tail. Iterating yields each object the server sends: rows ({"time", "log"
+    [, "container"]}), {"error": {...}} while Cassandra is away, and a last {"end": {...}} when the
+    server ends the tail; heartbeats are skipped. Iteration stops when the body ends; a connection
+    that breaks, or stays silent past the read timeout, raises ServerUnreachable."""
+
+    def __init__(self, response, server: str):
+        self._response = response
+        self._server = server
+
+    def __iter__(self) -> Iterator[dict]:
+        while True:
+            try:
+                raw = self._response.readline()
+            except (OSError, http.client.HTTPException) as error:
+                raise ServerUnreachable(f"{self._server}: connection lost: {error or type(error).__name__}") from None
+            if not raw:
+                return
+            if not raw.strip():
+                continue
+            try:
+                yield json.loads(raw)
+            except ValueError:
+                raise ServerUnreachable(f"{self._server}: the tail sent a line that is not JSON: {raw[:200]!r}") from None
+
+    def close(self) -> None:
+        self._response.close()
+
+    def __enter__(self) -> TailStream:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 def _server_error(error: urllib.error.HTTPError) -> ServerError:

@@ -1,0 +1,361 @@
+"""GET /tail: a pod's (or one container's) lines as they are stored, like `kubectl logs -f`.
+
+Parameters: namespace and pod_name (required), container_name, since (RFC 3339), and the filters of
+GET /query (contains, regex, stream). Bad ones get 400 {"message", "detail"}.
+
+Where it starts: at `since` when given (the stored lines from there come first, oldest first, then
+the new ones), else at the server's now. A `since` more than QUERY_MAX_RANGE_SECONDS ago is 400.
+
+How it follows: it polls the store every TAIL_POLL_SECONDS, reading up to the server's now. Lines
+land late (queue lag, several fluent-bit senders), so each poll re-reads from TAIL_LOOKBACK_SECONDS
+before the newest line seen so far and skips the lines already sent: a line landing up to that much
+behind the newest one still shows, once; an older one never does. Within a poll lines come in
+GET /query's order; a late line comes after newer ones already sent. Only the positions of sent
+lines inside the lookback window are remembered, so memory stays bounded. One poll reads at most
+MAX_ROWS_PER_POLL stored lines; a poll cut there is followed at once by the next one, from where it
+stopped, so a catch-up from an old `since` goes at full speed in bounded steps.
+
+Output, by Accept:
+- application/x-ndjson (the default): one row per line, {"time", "log"} plus "container" for a
+  whole pod (GET /query's rows). Heartbeat: an empty line. Control lines: {"error": {"message",
+  "detail"}} and, last, {"end": {"reason", "detail"}}.
+- text/event-stream: `event: line` / `data: <row>` per line; heartbeat `: keepalive`;
+  `event: error` and `event: end` with the same objects as data.
+
+Heartbeat: sent while nothing else is, every HEARTBEAT_SECONDS, and at once when the first poll
+finds nothing (so the client gets the status line and headers right away). A client that went away
+is noticed on a write: waitress raises inside it and closes the body, and since the poll and the
+sleep run only between writes, closing the body ends the polling. Between writes the loop also asks
+waitress's `waitress.client_disconnected` (true once waitress has closed the connection; it learns
+of a silent disconnect only with channel_request_lookahead > 0) and stops when it says so.
+
+Ending: after TAIL_MAX_SECONDS the body ends with the `end` line/event ({"reason": "max_duration"});
+a client that wants more reconnects with since= the newest line's time. A body that ends without
+`end` was cut: the connection was lost.
+
+Cassandra: unreachable when the tail starts -> 503 with Retry-After (nothing was sent yet).
+Unreachable later -> one `error` line/event per outage (the 200 is long gone), then polls back off
+(TAIL_POLL_SECONDS doubling, at most MAX_BACKOFF_SECONDS) with heartbeats in between, and lines
+resume when it answers. An outage does not end the tail: waiting for lines is its job, and the
+client can leave whenever it likes.
+
+Capacity: each open tail holds one of waitress's API_THREADS for up to TAIL_MAX_SECONDS, so at most
+half of them (API_THREADS // 2, at least 1) serve tails at once and ingest always keeps threads;
+one tail more gets 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, Protocol
+
+import falcon
+import msgspec
+
+from api.errors import unavailable
+from api.log_output import MEDIA_NDJSON, Row, row_builder
+from api.query import bad_parameter
+from api.query_params import QueryParamError, parse_line_filter, parse_scope, parse_time, single_values
+from common.log_search import LineStore, LogLine, PageEnd, Position, Scope, paginate, read_lines
+from common.settings import Settings
+from common.store import StoreUnavailable
+from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
+
+log = logging.getLogger(__name__)
+
+MEDIA_SSE = "text/event-stream"
+HEARTBEAT_SECONDS = 10.0
+MAX_ROWS_PER_POLL = 5000
+MAX_BACKOFF_SECONDS = 30.0
+# Lines of one poll are sent in chunks of about this size (and at the end of the poll).
+_CHUNK_BYTES = 64 * 1024
+_json = msgspec.json.Encoder()
+
+
+class Clock(Protocol):
+    """Time as the follow loop sees it; tests pass one that advances only when slept on."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def now_ns(self) -> int: ...
+
+
+class SystemClock:
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+    now_ns = staticmethod(now_ns)
+
+
+# --- which lines to send ---
+
+
+class TailFollower:
+    """The lines of a scope to send, poll after poll: each once, late ones within the lookback too."""
+
+    def __init__(
+        self, store: LineStore, scope: Scope, keep: Callable[[LogLine], bool] | None, *, start_ns: int,
+        lookback_seconds: int, bucket_seconds: int, max_rows: int, timeout_seconds: float,
+    ):
+        self._store = store
+        self._scope = scope
+        self._keep = keep
+        self._start_ns = start_ns
+        self._lookback_ns = lookback_seconds * NS_PER_SECOND
+        self._bucket_seconds = bucket_seconds
+        self._max_rows = max_rows
+        self._timeout_seconds = timeout_seconds
+        self._newest_ns: int | None = None  # the newest line examined (sent or filtered out)
+        self._sent: set[Position] = set()  # sent lines at or after the horizon
+        self._resume_after: Position | None = None  # where a cut poll stopped
+
+    @property
+    def behind(self) -> bool:
+        """The last poll stopped at its row cap or deadline: the next one goes on from there."""
+        return self._resume_after is not None
+
+    @property
+    def remembered(self) -> int:
+        """Sent positions held to skip them when re-read (those inside the lookback window)."""
+        return len(self._sent)
+
+    def horizon_ns(self) -> int:
+        """Where the next poll starts reading: the lookback before the newest line seen."""
+        if self._newest_ns is None:
+            return self._start_ns
+        return max(self._start_ns, self._newest_ns - self._lookback_ns)
+
+    def poll(self, now_ns: int) -> Iterator[LogLine]:
+        """The lines not sent yet with horizon <= ts <= now_ns, in the global order, reading at
+        most max_rows stored lines. Lazy: reads the store as it is iterated (StoreUnavailable may
+        come from any step; the lines yielded before it count as sent)."""
+        end = PageEnd()
+        examined = paginate(
+            read_lines(self._store, self._scope, self.horizon_ns(), now_ns, bucket_seconds=self._bucket_seconds,
+                       after=self._resume_after, page_size=min(self._max_rows + 1, MAX_ROWS_PER_POLL)),
+            end, limit=self._max_rows, limit_reason="max_rows", max_scan=self._max_rows,
+            deadline=time.monotonic() + self._timeout_seconds,
+        )
+        keep, sent = self._keep, self._sent
+        for line in examined:
+            if self._newest_ns is None or line.ts_ns > self._newest_ns:
+                self._newest_ns = line.ts_ns
+            if (keep is None or keep(line)) and line.position not in sent:
+                sent.add(line.position)
+                yield line
+        self._resume_after = end.next_after
+        horizon = self.horizon_ns()
+        if any(position.ts_ns < horizon for position in sent):
+            self._sent = {position for position in sent if position.ts_ns >= horizon}
+
+
+# --- how lines are written ---
+
+
+class StreamFormat(NamedTuple):
+    media_type: str
+    line: Callable[[Row], bytes]
+    heartbeat: bytes
+    control: Callable[[str, dict], bytes]  # ("error" | "end", object) -> bytes
+
+
+NDJSON = StreamFormat(
+    MEDIA_NDJSON,
+    line=lambda row: _json.encode(row) + b"\n",
+    heartbeat=b"\n",
+    control=lambda kind, body: _json.encode({kind: body}) + b"\n",
+)
+SSE = StreamFormat(
+    MEDIA_SSE,
+    line=lambda row: b"event: line\ndata: " + _json.encode(row) + b"\n\n",
+    heartbeat=b": keepalive\n\n",
+    control=lambda kind, body: b"event: " + kind.encode() + b"\ndata: " + _json.encode(body) + b"\n\n",
+)
+
+
+def _follow(
+    follower: TailFollower, first_poll: Iterator[LogLine], fmt: StreamFormat, build_row: Callable[[LogLine], Row],
+    clock: Clock, settings: Settings, heartbeat_seconds: float, client_gone: Callable[[], bool],
+) -> Iterator[bytes]:
+    """The body: each poll's lines, heartbeats while quiet, error lines while Cassandra is away,
+    and the end line after TAIL_MAX_SECONDS. Sleeps only between writes."""
+    poll_seconds = settings.tail_poll_seconds
+    ends_at = clock.monotonic() + settings.tail_max_seconds
+    last_write: float | None = None
+    failures = 0
+    next_poll_at = 0.0
+    lines: Iterator[LogLine] | None = first_poll
+    while True:
+        if lines is not None:
+            buffer = bytearray()
+            outage: StoreUnavailable | None = None
+            try:
+                for line in lines:
+                    buffer += fmt.line(build_row(line))
+                    if len(buffer) >= _CHUNK_BYTES:
+                        yield bytes(buffer)
+                        buffer.clear()
+                        last_write = clock.monotonic()
+            except StoreUnavailable as error:
+                outage = error
+            if buffer:
+                yield bytes(buffer)
+                last_write = clock.monotonic()
+            if outage is None:
+                failures = 0
+                next_poll_at = clock.monotonic() + (0.0 if follower.behind else poll_seconds)
+            else:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, poll_seconds * 2 ** (failures - 1))
+                log.warning("event=tail_store_unavailable failures=%d retry_in=%.1fs error=%s", failures, delay, outage)
+                if failures == 1:
+                    yield fmt.control("error", {
+                        "message": "Cassandra unavailable",
+                        "detail": f"{outage}; the tail goes on and resumes when Cassandra answers",
+                    })
+                    last_write = clock.monotonic()
+                next_poll_at = clock.monotonic() + delay
+            lines = None
+        now = clock.monotonic()
+        if now >= ends_at:
+            yield fmt.control("end", {
+                "reason": "max_duration",
+                "detail": f"the tail was open TAIL_MAX_SECONDS={settings.tail_max_seconds}; "
+                          "reconnect with since= the newest line's time to go on",
+            })
+            return
+        if last_write is None or now - last_write >= heartbeat_seconds:
+            yield fmt.heartbeat
+            last_write = now
+        wake_at = min(next_poll_at, last_write + heartbeat_seconds, ends_at)
+        if wake_at > now:
+            clock.sleep(wake_at - now)
+        if client_gone():
+            return
+        if clock.monotonic() >= next_poll_at:
+            lines = follower.poll(clock.now_ns())
+
+
+def _never() -> bool:
+    return False
+
+
+class _TailBody:
+    """The response body: the follow loop, with the tail's slot given back however it ends
+    (waitress calls close() after the last chunk, and when the client has gone away)."""
+
+    def __init__(self, chunks: Iterator[bytes], release: Callable[[], None]):
+        self._chunks = chunks
+        self._release = release
+        self._closed = False
+
+    def __iter__(self) -> _TailBody:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._chunks.close()  # type: ignore[attr-defined]
+        finally:
+            self._release()
+
+
+class _Slots:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._open = 0
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._open >= self.limit:
+                return False
+            self._open += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._open -= 1
+
+
+# --- the resource ---
+
+
+class TailResource:
+    def __init__(
+        self, settings: Settings, store: LineStore, *, clock: Clock | None = None,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS, max_rows_per_poll: int = MAX_ROWS_PER_POLL,
+    ):
+        self._settings = settings
+        self._store = store
+        self._clock = clock or SystemClock()
+        self._heartbeat_seconds = heartbeat_seconds
+        self._max_rows_per_poll = max_rows_per_poll
+        self._slots = _Slots(max(1, settings.api_threads // 2))
+
+    @property
+    def open_tails(self) -> int:
+        return self._slots.open
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        s = self._settings
+        start_ns = self._clock.now_ns()
+        try:
+            params = single_values(req.params)
+            scope = parse_scope(params, pod_required=True)
+            line_filter = parse_line_filter(params)
+            since_ns = parse_time(params, "since")
+        except QueryParamError as error:
+            raise bad_parameter(error) from None
+        if since_ns is not None:
+            if start_ns - since_ns > s.query_max_range_seconds * NS_PER_SECOND:
+                raise bad_parameter(QueryParamError(
+                    "since", f"more than {s.query_max_range_seconds} seconds ago (QUERY_MAX_RANGE_SECONDS): "
+                             f"give a later time, or read older lines with GET /query"))
+            start_ns = since_ns
+        fmt = SSE if req.client_prefers([MEDIA_NDJSON, MEDIA_SSE]) == MEDIA_SSE else NDJSON
+        if not self._slots.take():
+            raise falcon.HTTPTooManyRequests(
+                title="Too many tails",
+                description=f"{self._slots.limit} GET /tail streams are open, the most this server serves at "
+                            f"once (half of API_THREADS={s.api_threads}); retry later",
+                retry_after=s.retry_after_seconds,
+            )
+        try:
+            follower = TailFollower(
+                self._store, scope, line_filter.predicate(), start_ns=start_ns,
+                lookback_seconds=s.tail_lookback_seconds, bucket_seconds=s.cassandra_bucket_seconds,
+                max_rows=self._max_rows_per_poll, timeout_seconds=s.query_timeout_seconds,
+            )
+            first_poll = follower.poll(self._clock.now_ns())
+            first = next(first_poll, None)  # the store's first answer: unreachable now -> 503
+        except StoreUnavailable as error:
+            self._slots.give_back()
+            raise unavailable("Cassandra", str(error), s.retry_after_seconds) from None
+        except BaseException:
+            self._slots.give_back()
+            raise
+        log.info("event=tail_start namespace=%s pod=%s container=%s since=%s",
+                 scope.namespace, scope.pod_name, scope.container_name or "-", format_rfc3339_ns(start_ns))
+        chunks = _follow(
+            follower, itertools.chain(() if first is None else (first,), first_poll), fmt, row_builder(scope),
+            self._clock, s, self._heartbeat_seconds, req.env.get("waitress.client_disconnected") or _never,
+        )
+        resp.content_type = fmt.media_type
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("X-Accel-Buffering", "no")  # a proxy in front must not hold the lines back
+        resp.stream = _TailBody(chunks, self._slots.give_back)
