@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install up down status test test-unit test-integration test-faults bench
+.PHONY: install up down status test test-unit test-integration test-faults bench soak
 
 install:
 	scripts/install.sh
@@ -28,3 +28,7 @@ test-faults: up
 
 bench: up
 	.venv/bin/python bench/run.py
+
+# Steady ingest + queries for 3 minutes, watching API and worker memory (bench/soak.py --help).
+soak: up
+	.venv/bin/python bench/soak.py

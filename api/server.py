@@ -22,8 +22,9 @@ def run_api(settings: Settings) -> None:
             port=settings.port,
             threads=settings.api_threads,
             # waitress answers 413 itself for a declared Content-Length above the limit, before
-            # reading the body; larger bodies are never buffered whole.
-            max_request_body_size=settings.max_body_bytes,
+            # reading the body, and cuts a chunked body off at the limit; larger bodies are never
+            # buffered whole. waitress refuses a body *of* its limit, hence + 1.
+            max_request_body_size=settings.max_body_bytes + 1,
             # Bodies up to 4 MiB stay in memory; waitress's default (512 KiB) sent a typical
             # fluent-bit batch through a temporary file.
             inbuf_overflow=4 * 2**20,

@@ -19,7 +19,7 @@ from cassandra import ConsistencyLevel, DriverException, RequestExecutionExcepti
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
 from common import log_search, schema
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 # Cassandra refuses batches above batch_size_fail_threshold (50 KiB by default); stay well below.
 BATCH_BYTES_LIMIT = 40 * 1024
 _ROW_OVERHEAD_BYTES = 96
+# Longest pause between attempts to reach a Cassandra node that went down (the driver's default is 600 s).
+RECONNECT_MAX_DELAY_SECONDS = 5.0
 # Index entries a process remembers having written before it forgets them all and starts over.
 _INDEX_MEMORY_ENTRIES = 100_000
 
@@ -105,6 +107,9 @@ class CassandraStore:
             auth_provider=auth,
             connect_timeout=min(s.cassandra_timeout_seconds, 2.0),
             control_connection_timeout=min(s.cassandra_timeout_seconds, 2.0),
+            # The driver's default (up to 600 s between attempts, giving up after 64) left a worker
+            # idle for over a minute after Cassandra came back from a one-minute outage.
+            reconnection_policy=ExponentialReconnectionPolicy(1.0, RECONNECT_MAX_DELAY_SECONDS, max_attempts=None),
             **_libev_if_available(),
         )
         self._cluster = cluster

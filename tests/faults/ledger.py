@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
 
 from common.store import CassandraStore
 
@@ -11,13 +12,19 @@ from common.store import CassandraStore
 @dataclasses.dataclass
 class Ledger:
     acknowledged: list[tuple[str, str, int, str]] = dataclasses.field(default_factory=list)
-    refused: int = 0
+    refused: int = 0  # records in answers other than 2xx, once per attempt
+    sent: int = 0  # distinct records posted: a retried batch counts once
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def record(self, rows: list[tuple[str, str, int, str]], status: int) -> None:
-        if 200 <= status < 300:
-            self.acknowledged += rows
-        else:
-            self.refused += len(rows)
+    def record(self, rows: list[tuple[str, str, int, str]], status: int, *, retry: bool = False) -> None:
+        """One answer to a POST of `rows` (thread-safe); `retry` when the same rows were posted before."""
+        with self._lock:
+            if not retry:
+                self.sent += len(rows)
+            if 200 <= status < 300:
+                self.acknowledged += rows
+            else:
+                self.refused += len(rows)
 
     def reconcile(self, store: CassandraStore, namespace: str) -> "Reconciliation":
         """Compare the ledger with what the store's own query path returns for its containers."""
@@ -32,7 +39,7 @@ class Ledger:
                 stored[(pod, container, ts_ns, log)] += 1
         expected = collections.Counter(self.acknowledged)
         return Reconciliation(
-            sent=len(self.acknowledged) + self.refused,
+            sent=self.sent,
             acknowledged=len(self.acknowledged),
             stored=sum(stored.values()),
             missing=sum((expected - stored).values()),

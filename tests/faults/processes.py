@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from common.settings import Settings
@@ -45,3 +47,46 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             kill(process)
+
+
+def start_api(settings: Settings, log_path: Path, port: int, **extra: str) -> subprocess.Popen:
+    """The API on 127.0.0.1:`port`, returned once it answers GET /ready."""
+    process = start("api", settings, log_path, IP="127.0.0.1", PORT=str(port), **extra)
+    wait_until_answering(process, port)
+    return process
+
+
+def wait_until_answering(process: subprocess.Popen, port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with status {process.returncode} before answering")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/ready")
+            connection.getresponse().read()
+            connection.close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"the API did not answer on port {port} within {timeout}s")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def metric(port: int, name: str) -> float:
+    """One sample's value from a Prometheus endpoint on 127.0.0.1 (`name` with its labels, if any)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise KeyError(f"no sample {name} on port {port}")
