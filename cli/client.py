@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 SERVER_ENV = "KUBE_INSIGHT_SERVER"
+TOKEN_ENV = "KUBE_INSIGHT_TOKEN"
 # Answers after which the same batch may succeed later (as fluent-bit sees them).
 RETRYABLE_STATUSES = frozenset({408, 429, 503})
 # The server sends a heartbeat every 10 s while a tail is quiet: this long without a byte, it is gone.
@@ -47,6 +48,15 @@ def add_server_argument(parser) -> None:
         "--server", metavar="URL", default=None,
         help=f"log server base URL (env {SERVER_ENV}; default {DEFAULT_SERVER}); the flag wins",
     )
+    parser.add_argument(
+        "--token", metavar="TOKEN", default=None,
+        help=f"bearer token the server requires (INGEST_TOKEN or QUERY_TOKEN; env {TOKEN_ENV}, "
+             "which is safer: a flag shows in the process list)",
+    )
+
+
+def token_of(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    return flag or environ.get(TOKEN_ENV) or None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -74,8 +84,10 @@ class LogServerClient:
         max_delay: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[int, float, Exception], None] | None = None,
+        token: str | None = None,
     ):
         self._server = server.rstrip("/")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._first_backoff = first_backoff
@@ -109,14 +121,16 @@ class LogServerClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def query(self, namespace: str, pod_name: str, container_name: str | None, start_time: str,
-              end_time: str | None = None) -> dict:
+              end_time: str | None = None, **extra: str) -> dict:
         """GET /query once; end_time None lets the server use its own clock for 'now'; container_name
-        None asks for every container of the pod (rows then carry "container")."""
+        None asks for every container of the pod (rows then carry "container"); `extra` holds other
+        parameters (limit, direction, cursor, ...)."""
         params = {"namespace": namespace, "pod_name": pod_name, "start_time": start_time}
         if container_name:
             params["container_name"] = container_name
         if end_time:
             params["end_time"] = end_time
+        params.update(extra)
         return self._request("GET", "/query?" + urllib.parse.urlencode(params))
 
     def open_tail(self, namespace: str, pod_name: str, container_name: str | None, since: str, *,
@@ -127,7 +141,7 @@ class LogServerClient:
         if container_name:
             params["container_name"] = container_name
         request = urllib.request.Request(self._server + "/tail?" + urllib.parse.urlencode(params),
-                                         headers={"Accept": "application/x-ndjson"})
+                                         headers={"Accept": "application/x-ndjson", **self._auth})
         try:
             response = urllib.request.urlopen(request, timeout=read_timeout)
         except urllib.error.HTTPError as error:
@@ -143,7 +157,7 @@ class LogServerClient:
     def _request(self, method: str, path: str, body: bytes | None = None) -> dict:
         request = urllib.request.Request(self._server + path, data=body, method=method,
                                          headers={"Content-Type": "application/json",
-                                                  "Accept": "application/json"})
+                                                  "Accept": "application/json", **self._auth})
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.loads(response.read())

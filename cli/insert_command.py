@@ -9,7 +9,7 @@ import os
 import sys
 
 from cli.client import (RETRYABLE_STATUSES, LogServerClient, ServerError, ServerUnreachable,
-                        add_server_argument, server_url)
+                        add_server_argument, server_url, token_of)
 from cli.progress import NoProgress, ProgressBar, progress_for
 from cli.record_file import Batch, RecordFile, RecordFileError
 
@@ -59,14 +59,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{PROG}: {args.file}: {error}", file=sys.stderr)
             return 2
         progress = progress_for(sys.stderr, records.total)
-        summary = _send_all(records, server, progress)
+        summary = _send_all(records, server, token_of(args.token, os.environ), progress)
         progress.close()
     _report_unreadable(records, progress)
     print(json.dumps(dataclasses.asdict(summary)))
     return 1 if summary.failed else 0
 
 
-def _send_all(records: RecordFile, server: str, progress: ProgressBar | NoProgress) -> Summary:
+def _send_all(records: RecordFile, server: str, token: str | None, progress: ProgressBar | NoProgress) -> Summary:
     summary = Summary()
     number = 0
 
@@ -74,7 +74,7 @@ def _send_all(records: RecordFile, server: str, progress: ProgressBar | NoProgre
         progress.message(f"{PROG}: batch {number}: {error}; retrying in {delay:g}s "
                          f"(attempt {attempt + 1} of {ATTEMPTS})")
 
-    client = LogServerClient(server, attempts=ATTEMPTS, on_retry=on_retry)
+    client = LogServerClient(server, attempts=ATTEMPTS, on_retry=on_retry, token=token)
     for number, batch in enumerate(records.batches(), start=1):
         summary.sent += len(batch.records)
         try:

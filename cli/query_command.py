@@ -17,9 +17,11 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 from cli.client import (
     RETRYABLE_STATUSES, LogServerClient, ServerError, ServerUnreachable, add_server_argument, server_url,
+    token_of,
 )
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns, parse_rfc3339_ns
 
@@ -67,9 +69,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timestamps", action="store_true", help="prefix each line with its RFC 3339 time")
     parser.add_argument("--json", action="store_true",
                         help="print the server's JSON document as is (with --follow: one JSON row per line)")
+    parser.add_argument("--tail", type=_positive_int, metavar="N",
+                        help="only the last N lines of the range (as kubectl logs --tail)")
     parser.add_argument("-f", "--follow", action="store_true",
                         help="then keep printing new lines as they are stored, until Ctrl-C")
     add_server_argument(parser)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def pages(client: LogServerClient, args: argparse.Namespace, start_time: str,
+          end_time: str | None) -> Iterator[dict]:
+    """The query's answer, page by page. With --tail, one page: the newest N lines (read newest
+    first, handed out oldest first). Otherwise pages follow next_cursor to the end, so an answer
+    above the server's row cap comes whole; --json stops after the first (printed as is)."""
+    where = (args.namespace, args.pod, args.container, start_time, end_time)
+    if args.tail:
+        document = client.query(*where, limit=str(args.tail), direction="backward")
+        document["log_rows"].reverse()
+        document.pop("next_cursor", None)
+        yield document
+        return
+    document = client.query(*where)
+    yield document
+    while document.get("next_cursor") and not args.json:
+        document = client.query(*where, cursor=document["next_cursor"])
+        yield document
 
 
 def _time_range(args: argparse.Namespace) -> tuple[str, str | None]:
@@ -168,30 +197,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: --follow goes on past now: it cannot have an --end-time", file=sys.stderr)
         return 2
     try:
-        client = LogServerClient(server_url(args.server, os.environ))
+        client = LogServerClient(server_url(args.server, os.environ), token=token_of(args.token, os.environ))
     except ValueError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     start_time, end_time = _time_range(args)
+    printer = LinePrinter(args.timestamps, args.json)
+    document: dict = {}
     try:
-        document = client.query(args.namespace, args.pod, args.container, start_time, end_time)
+        for document in pages(client, args, start_time, end_time):
+            if args.json and not args.follow:
+                print(json.dumps(document, ensure_ascii=False))
+            else:
+                for row in document.get("log_rows", []):
+                    printer.print(row)
+                sys.stdout.flush()
+        if args.follow:
+            # A truncated answer needs no warning here: the tail goes on from its last line.
+            return follow(client, args, start_time, printer)
     except ServerError as error:
         print(f"{PROG}: {error}", file=sys.stderr)
         return 1
     except ServerUnreachable as error:
         print(f"{PROG}: server unreachable: {error}", file=sys.stderr)
         return 1
-    printer = LinePrinter(args.timestamps, args.json)
-    try:
-        if args.json and not args.follow:
-            print(json.dumps(document, ensure_ascii=False))
-        else:
-            for row in document.get("log_rows", []):
-                printer.print(row)
-            sys.stdout.flush()
-        if args.follow:
-            # A truncated answer needs no warning here: the tail goes on from its last line.
-            return follow(client, args, start_time, printer)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as kubectl logs does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -170,13 +170,46 @@ def test_a_bad_request_exits_non_zero_with_the_servers_message_on_stderr(live, c
     assert captured.out == ""
 
 
-def test_a_truncated_answer_prints_the_lines_and_a_warning_on_stderr(live, capsys):
-    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + i, f"line {i}\n") for i in range(3)]),
+def test_an_answer_above_the_row_cap_is_fetched_page_by_page_and_printed_whole(live, capsys):
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + i, f"line {i}\n") for i in range(5)]),
                settings=Settings(query_max_rows=2))
     assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 0
     captured = capsys.readouterr()
-    assert captured.out == "line 0\nline 1\n"
+    assert captured.out == "".join(f"line {i}\n" for i in range(5))
+    assert captured.err == ""
+
+
+def test_a_truncated_json_answer_is_printed_as_is_with_a_warning_on_stderr(live, capsys):
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + i, f"line {i}\n") for i in range(3)]),
+               settings=Settings(query_max_rows=2))
+    assert main(["query", *CONTAINER, *WINDOW, "--json", "--server", api.url]) == 0
+    captured = capsys.readouterr()
+    assert [row["log"] for row in json.loads(captured.out)["log_rows"]] == ["line 0\n", "line 1\n"]
     assert "warning: the answer is truncated" in captured.err and "QUERY_MAX_ROWS" in captured.err
+
+
+def test_tail_prints_only_the_last_lines_oldest_first(live, capsys):
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0 + i, f"line {i}\n") for i in range(5)]))
+    assert main(["query", *CONTAINER, *WINDOW, "--tail", "2", "--server", api.url]) == 0
+    assert capsys.readouterr().out == "line 3\nline 4\n"
+
+
+def test_the_token_from_the_environment_is_sent_as_a_bearer_token(live, capsys, monkeypatch):
+    api = live(store=FakeStore(container=NGINX_1, rows=[(T0, "secret line\n")]),
+               settings=Settings(query_token="s3cret"))
+    assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 1
+    assert "401" in capsys.readouterr().err
+    monkeypatch.setenv("KUBE_INSIGHT_TOKEN", "s3cret")
+    assert main(["query", *CONTAINER, *WINDOW, "--server", api.url]) == 0
+    assert capsys.readouterr().out == "secret line\n"
+
+
+def test_insert_sends_the_token_flag_as_a_bearer_token(live, tmp_path, capsys):
+    api = live(settings=Settings(ingest_token="t0ken"))
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record(0)) + "\n")
+    assert main(["insert", str(path), "--token", "t0ken", "--server", api.url]) == 0
+    assert [row.log for row in queued_rows(api)] == ["line 0\n"]
 
 
 def test_query_finds_the_server_in_KUBE_INSIGHT_SERVER(live, capsys, monkeypatch):
