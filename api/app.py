@@ -8,6 +8,7 @@ from api.auth import BearerAuth
 from api.discovery import ContainersResource, NamespacesResource, PodsResource
 from api.errors import handle_unexpected, serialize_error
 from api.observability import MetricsResource, RequestMetrics
+from api.openapi import OPENAPI_PATH, OpenApiResource
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
 from api.query import QueryResource
 from api.tail import TailResource
@@ -38,6 +39,7 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
     app.add_route("/pods", PodsResource(settings, store))
     app.add_route("/containers", ContainersResource(settings, store))
     app.add_route("/metrics", MetricsResource(metrics))
+    app.add_route(OPENAPI_PATH, OpenApiResource(settings))
     if settings.enable_profiling:
         start_heap_tracing()
         app.add_route("/debug/pprof/profile", CpuProfileResource())
