@@ -17,7 +17,9 @@ import msgpack
 import msgspec
 
 from common.timestamps import (
+    FRACTION_SCALE,
     NS_PER_SECOND,
+    UTC_SECOND_NS,
     TimestampError,
     check_range,
     date_value_to_ns,
@@ -98,6 +100,7 @@ class DecodedBatch:
 
 
 MSGPACK_MEDIA_TYPES = ("application/msgpack", "application/x-msgpack", "application/vnd.msgpack")
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
 _EVENT_TIME_EXT = 0  # fluent-bit's EventTime: msgpack ext type 0, big-endian uint32 s + uint32 ns
 
 
@@ -116,12 +119,14 @@ class BatchDecoder:
         self._whole_array = msgspec.json.Decoder(list[self._record_type])
         self._raw_elements = msgspec.json.Decoder(list[msgspec.Raw])
         self._one = msgspec.json.Decoder(self._record_type)
+        self._one_value = msgspec.json.Decoder(msgspec.Raw)
 
     def decode(self, body: bytes, content_type: str | None = None) -> DecodedBatch:
         media_type = (content_type or "").split(";")[0].strip().lower()
         if media_type in MSGPACK_MEDIA_TYPES:
             records = self._msgpack_records(body)
-        elif body.lstrip()[:1] == b"{":
+        elif media_type == NDJSON_MEDIA_TYPE or body.lstrip()[:1] == b"{":
+            # JSON lines (declared: a line that is no object is one invalid record), or json_stream
             records = self._json_objects(body)
         else:
             records = self._json_array(body)
@@ -132,14 +137,18 @@ class BatchDecoder:
     def _json_array(self, body: bytes) -> list:
         try:
             return list(self._whole_array.decode(body))
-        except msgspec.ValidationError:
-            pass  # some record is invalid: find which, keep the others
+        except (msgspec.ValidationError, UnicodeDecodeError):
+            pass  # some record is invalid (or holds a string that is not UTF-8): find which, keep the others
         except msgspec.DecodeError as error:
             raise InvalidBody(f"body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise InvalidBody(f"body is not valid JSON: {_TOO_DEEP}") from None
         try:
             elements = self._raw_elements.decode(body)
         except msgspec.DecodeError as error:
             raise InvalidBody(f"body must be a JSON array of records: {error}") from None
+        except RecursionError:
+            raise InvalidBody(f"body is not valid JSON: {_TOO_DEEP}") from None
         return [self._decode_one(element, index) for index, element in enumerate(elements)]
 
     def _json_objects(self, body: bytes) -> list:
@@ -149,10 +158,24 @@ class BatchDecoder:
             try:
                 records.append(self._one.decode(line))
             except msgspec.ValidationError as error:
+                # An invalid first record fails before msgspec sees the records after it on the line.
+                if not self._is_one_value(line):
+                    return self._json_stream(body)
+                records.append(RecordError(index, _reason(error)))
+            except (UnicodeDecodeError, RecursionError) as error:
                 records.append(RecordError(index, _reason(error)))
             except msgspec.DecodeError:
                 return self._json_stream(body)
         return records
+
+    def _is_one_value(self, line: bytes) -> bool:
+        try:
+            self._one_value.decode(line)
+        except msgspec.DecodeError:
+            return False
+        except RecursionError:
+            return True
+        return True
 
     def _json_stream(self, body: bytes) -> list:
         try:
@@ -165,16 +188,21 @@ class BatchDecoder:
                 position += 1
             if position == len(text):
                 return records
+            start = position
             try:
-                value, position = scanner.raw_decode(text, position)
+                _, position = scanner.raw_decode(text, position)
             except ValueError as error:
                 raise InvalidBody(f"body is not valid JSON: {error}") from None
-            records.append(self._convert(value, len(records)))
+            except RecursionError:
+                raise InvalidBody(f"body is not valid JSON: {_TOO_DEEP}") from None
+            # Validated by msgspec like every other body: Python's json lets lone surrogates
+            # (\ud800) through, which no UTF-8 queue payload or Cassandra text can hold.
+            records.append(self._decode_one(text[start:position].encode(), len(records)))
 
-    def _decode_one(self, element: msgspec.Raw, index: int):
+    def _decode_one(self, element: msgspec.Raw | bytes, index: int):
         try:
             return self._one.decode(element)
-        except msgspec.DecodeError as error:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
             return RecordError(index, _reason(error))
 
     def _convert(self, value, index: int):
@@ -191,7 +219,7 @@ class BatchDecoder:
         unpacker.feed(body)
         try:
             items = list(unpacker)
-        except (ValueError, msgpack.UnpackException) as error:
+        except (ValueError, TypeError, msgpack.UnpackException) as error:  # TypeError: a map key that is a list
             raise InvalidBody(f"body is not valid msgpack: {type(error).__name__}: {error}") from None
         if len(items) == 1 and isinstance(items[0], list) and not _is_event(items[0]):
             items = items[0]  # one msgpack array holding the events or maps
@@ -214,7 +242,8 @@ class BatchDecoder:
 
 
 def _is_event(item) -> bool:
-    return isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)
+    # [time or [time, metadata], record]; a pair of records (one array holding two) is no event.
+    return isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict) and not isinstance(item[0], dict)
 
 
 class _EventTime(int):
@@ -231,6 +260,9 @@ def _ext_hook(code: int, data: bytes):
 def _stamp_ns(stamp) -> int:
     if isinstance(stamp, _EventTime):
         return check_range(int(stamp))
+    if not isinstance(stamp, (int, float, str)):
+        # Never arithmetic on other types: bytes or a list times 10**6 would allocate without bound.
+        raise TypeError(f"not a time: {type(stamp).__name__}")
     return date_value_to_ns(stamp)
 
 
@@ -239,55 +271,70 @@ def decode_json_batch(body: bytes, max_line_bytes: int) -> DecodedBatch:
     return BatchDecoder(max_line_bytes).decode(body, "application/json")
 
 
-def _reason(error: msgspec.DecodeError) -> str:
+_TOO_DEEP = "nested too deeply"
+
+
+def _reason(error: msgspec.DecodeError | UnicodeDecodeError | RecursionError) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return f"a string is not valid UTF-8 ({error.reason})"
+    if isinstance(error, RecursionError):
+        return _TOO_DEEP
     # msgspec paths read "at `$.kubernetes.pod_name`"; name the field relative to the record.
     return str(error).replace("`$.", "`").replace("`$`", "the record")
 
 
 def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
+    # The hot loop of ingest, once per record: locals only, and parse_rfc3339_ns's fast path inlined
+    # (a `time` like 2026-03-14T12:00:00.123456789Z in a second already seen) to save a call.
     rows: list[LogRow] = []
+    append = rows.append
     errors: list[RecordError] = []
     rejected = truncated = 0
+    may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
+    utc_second_ns, fraction_scale = UTC_SECOND_NS, FRACTION_SCALE
     for index, record in enumerate(records):
-        if isinstance(record, RecordError):
-            failure: RecordError | None = record
+        if record.__class__ is RecordError:
+            failure: RecordError = record
         else:
+            time = record.time
             try:
-                ts_ns = _timestamp_ns(record)
+                if (
+                    time is not None and 21 < len(time) < 31 and time[19] == "." and time[-1] == "Z"
+                    and (second_ns := utc_second_ns.get(time[:19])) is not None
+                    and (fraction := time[20:-1]).isdigit() and fraction.isascii()
+                ):
+                    ts_ns = second_ns + int(fraction) * fraction_scale[len(time)]
+                else:
+                    ts_ns = parse_rfc3339_ns(time) if time is not None else _date_ns(record.date)
             except TimestampError as error:
-                failure = RecordError(index, str(error))
+                failure = RecordError(index, _timestamp_reason(record, error))
             else:
-                failure = None
                 log = record.log
-                if len(log) * 4 > max_line_bytes and len(log.encode()) > max_line_bytes:
+                if len(log) > may_be_too_long and len(log.encode()) > max_line_bytes:
                     log = truncate_line(log, max_line_bytes)
                     truncated += 1
                 k8s = record.kubernetes
-                rows.append(
-                    LogRow(
-                        k8s.namespace_name, k8s.pod_name, k8s.container_name, ts_ns, log,
-                        record.stream, k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels,
-                    )
-                )
-        if failure is not None:
-            rejected += 1
-            if len(errors) < MAX_REPORTED_ERRORS:
-                errors.append(failure)
+                append(LogRow(k8s.namespace_name, k8s.pod_name, k8s.container_name, ts_ns, log,
+                              record.stream, k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels))
+                continue
+        rejected += 1
+        if len(errors) < MAX_REPORTED_ERRORS:
+            errors.append(failure)
     return DecodedBatch(rows, errors, rejected, truncated)
 
 
-def _timestamp_ns(record) -> int:
+def _date_ns(date) -> int:
+    if date is None:
+        raise TimestampError("record has neither `time` (RFC 3339) nor `date` (epoch seconds or ISO 8601)")
+    return date_value_to_ns(date)
+
+
+def _timestamp_reason(record, error: TimestampError) -> str:
     if record.time is not None:
-        try:
-            return parse_rfc3339_ns(record.time)
-        except TimestampError as error:
-            raise TimestampError(f"`time`: {error}") from None
+        return f"`time`: {error}"
     if record.date is not None:
-        try:
-            return date_value_to_ns(record.date)
-        except TimestampError as error:
-            raise TimestampError(f"`date`: {error}") from None
-    raise TimestampError("record has neither `time` (RFC 3339) nor `date` (epoch seconds or ISO 8601)")
+        return f"`date`: {error}"
+    return str(error)
 
 
 TRUNCATION_MARK = " [truncated by kube-insight-logserver]"

@@ -19,6 +19,7 @@ MAX_NS = 2**63 - 1
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
 )
+_OUT_OF_RANGE = "timestamp outside 1970-01-01T00:00:00Z .. 2262-04-11T23:47:16Z"
 # An integer `date` this large cannot be seconds (year 5138): fluent-bit's epoch_ms format.
 _EPOCH_MS_THRESHOLD = 10**11
 
@@ -49,10 +50,19 @@ def parse_rfc3339_ns(text: str) -> int:
 
     Offsets are honoured; without one (fluent-bit's java_sql_timestamp) the time is taken as UTC.
     """
-    # Fast path for the shape container runtimes write (…T12:04:57.094408152Z): every line of a
-    # batch shares few seconds, so the cached whole-second part makes this a slice and a lookup.
-    if len(text) == 30 and text[29] == "Z" and text[19] == "." and text[10] == "T" and text[20:29].isdigit():
-        return check_range(_whole_second_ns(text[:19]) + int(text[20:29]))
+    # Fast path for the shape container runtimes write: UTC with 1 to 9 fraction digits (Go's
+    # RFC3339Nano, used by Docker, trims trailing zeros). Every line of a batch shares few seconds,
+    # so the whole-second part is a dict lookup and the fraction one int(). (records._to_rows
+    # inlines this same path.)
+    length = len(text)
+    if 21 < length < 31 and text[19] == "." and text[-1] == "Z":
+        fraction = text[20:-1]
+        if fraction.isdigit() and fraction.isascii():
+            second_ns = UTC_SECOND_NS.get(text[:19])
+            if second_ns is None:
+                second_ns = _cache_utc_second(text[:19])
+            if second_ns is not None:
+                return second_ns + int(fraction) * FRACTION_SCALE[length]
     match = _RFC3339.fullmatch(text)
     if match is None:
         raise TimestampError(f"not an RFC 3339 timestamp: {text[:64]!r}")
@@ -64,17 +74,36 @@ def parse_rfc3339_ns(text: str) -> int:
     return check_range(ns)
 
 
-@functools.lru_cache(maxsize=4096)
-def _whole_second_ns(date_and_clock: str) -> int:
+# Nanoseconds per unit of the fraction, by the length of a `YYYY-MM-DDTHH:MM:SS.<fraction>Z` text.
+FRACTION_SCALE = {length: 10 ** (30 - length) for length in range(22, 31)}
+# "YYYY-MM-DDTHH:MM:SS" -> ns of that UTC second, for valid seconds whose every nanosecond is in
+# range (so a hit needs no more checks). Filled by parse_rfc3339_ns, emptied when it grows large.
+UTC_SECOND_NS: dict[str, int] = {}
+_SECOND_CACHE_SIZE = 4096
+
+
+def _cache_utc_second(date_and_clock: str) -> int | None:
+    """The second's ns once validated and cached; None (slow path) for one that cannot be cached."""
     if not _RFC3339.fullmatch(date_and_clock + "Z"):
-        raise TimestampError(f"not an RFC 3339 timestamp: {date_and_clock[:64]!r}")
-    return _epoch_seconds(date_and_clock[:10], date_and_clock[11:], "Z") * NS_PER_SECOND
+        return None
+    try:
+        ns = _epoch_seconds(date_and_clock[:10], date_and_clock[11:], "Z") * NS_PER_SECOND
+    except TimestampError:
+        return None
+    if not MIN_NS <= ns <= MAX_NS - (NS_PER_SECOND - 1):
+        return None
+    if len(UTC_SECOND_NS) >= _SECOND_CACHE_SIZE:
+        UTC_SECOND_NS.clear()
+    UTC_SECOND_NS[date_and_clock] = ns
+    return ns
 
 
 def epoch_seconds_to_ns(seconds: float) -> int:
     """fluent-bit's `date` (float seconds, microsecond precision) -> nanoseconds."""
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise TimestampError(f"not a finite number of seconds: {seconds}")
+    if abs(seconds) > MAX_NS // NS_PER_SECOND + 1:  # also keeps seconds * 10**6 finite (1e303 would not be)
+        raise TimestampError(_OUT_OF_RANGE)
     # A double holds ~16 significant digits: rounding to microseconds undoes the float noise.
     return check_range(round(seconds * 1_000_000) * 1000)
 
@@ -90,7 +119,7 @@ def date_value_to_ns(value: float | int | str) -> int:
 
 def check_range(ns: int) -> int:
     if not MIN_NS <= ns <= MAX_NS:
-        raise TimestampError("timestamp outside 1970-01-01T00:00:00Z .. 2262-04-11T23:47:16Z")
+        raise TimestampError(_OUT_OF_RANGE)
     return ns
 
 
