@@ -16,7 +16,6 @@ import http.client
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -35,7 +34,9 @@ from common.store import CassandraStore  # noqa: E402
 from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CLI = str(Path(sys.executable).with_name("kube-insight-logserver"))
+# The service's command line, run from this tree's code (not the installed package's), so that a copy
+# of the repository benchmarks its own code: `python -m cli.main` puts the working directory first.
+CLI = [sys.executable, "-m", "cli.main"]
 API_PORT, CEILING_PORT = 18080, 18081
 
 
@@ -87,7 +88,8 @@ class MemorySampler:
 
 def start(name: str, args: list[str], env: dict[str, str]) -> Proc:
     logfile = open(ROOT / "bench" / "results" / f"{name}.log", "ab")
-    return Proc(name, subprocess.Popen(args, env={**os.environ, **env}, stdout=logfile, stderr=logfile))
+    return Proc(name, subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                                        stdout=logfile, stderr=logfile))
 
 
 def wait_http(port: int, path: str, timeout: float = 60) -> None:
@@ -175,9 +177,31 @@ def pct(values: list[float], q: float) -> float:
 # --- the run ---
 
 
+def clean_up(settings: Settings, store, queue, redis) -> None:
+    """Drop a bench run's keyspace, queue and queued payloads."""
+    with contextlib.suppress(Exception):
+        store.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
+    store.close()
+    queue.rq_queue.empty()
+    for key in redis.scan_iter(match=f"kube-insight:payload:{settings.queue_name}:*".encode(), count=1000):
+        redis.delete(key)
+
+
+def parse_variants(specs: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """NAME=DIR[:ENV=VALUE,...] -> {name: (source dir, extra env)} (bench/ab.py, bench/drain.py)."""
+    variants = {}
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        source, _, extra = rest.partition(":")
+        variants[name] = (source, dict(item.split("=", 1) for item in extra.split(",") if item))
+    return variants
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller volumes, for a smoke run")
+    parser.add_argument("--front-only", action="store_true",
+                        help="only the ceiling and the front end (quick comparisons while tuning)")
     args = parser.parse_args()
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
@@ -210,7 +234,7 @@ def main() -> None:
         log(f"ceiling: {ceiling_load.records_per_s:,.0f} records/s")
 
         # 1. the front end, workers stopped
-        api = start("api", [CLI, "api", "--port", str(API_PORT)], env)
+        api = start("api", [*CLI, "api", "--port", str(API_PORT)], env)
         procs.append(api)
         wait_http(API_PORT, "/metrics")
         with MemorySampler([api]):
@@ -226,65 +250,62 @@ def main() -> None:
                               "p99_ms": round(ceiling_load.percentile(0.99), 1),
                               "ratio_front_end_to_ceiling": round(front_load.records_per_s / ceiling_load.records_per_s, 2)}
 
-        # drain the front-end backlog with two workers (it also warms Cassandra up)
-        log("draining the front-end backlog")
-        workers = [start(f"worker{i}", [CLI, "worker"], env) for i in range(2)]
-        procs += workers
-        with MemorySampler(workers):
-            wait_until(lambda: queue.unwritten_batches() == 0, 600)
-        for w in workers:
-            w.stop()
-
-        # 2. end to end with one and with two workers
-        results["end_to_end"] = {}
-        for count in (1, 2):
-            namespace = f"e2e-{count}"
-            payloads = bodies(namespace, e2e_batches, start_ns=1_773_500_000 * 10**9 + count * 10**13)
-            workers = [start(f"worker{count}{i}", [CLI, "worker"], env) for i in range(count)]
+        if not args.front_only:
+            # drain the front-end backlog with two workers (it also warms Cassandra up)
+            log("draining the front-end backlog")
+            workers = [start(f"worker{i}", [*CLI, "worker"], env) for i in range(2)]
             procs += workers
-            time.sleep(2)  # let them connect before the clock starts
-            with MemorySampler([api, *workers]):
-                started = time.perf_counter()
-                post_all(API_PORT, payloads, 1000, 2)
-                wait_until(lambda: queue.unwritten_batches() == 0, 900)
-                elapsed = time.perf_counter() - started
+            with MemorySampler(workers):
+                wait_until(lambda: queue.unwritten_batches() == 0, 600)
             for w in workers:
                 w.stop()
-            stored = count_rows(store, namespace, payloads)
-            rate = e2e_batches * 1000 / elapsed
-            log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
-            results["end_to_end"][f"{count}_workers"] = {
-                "records_per_s": round(rate), "rows_counted": stored,
-                "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers))}
 
-        # 3. the store's limit: the same rows straight into Cassandra
-        payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
-        decoder = BatchDecoder(settings.max_line_bytes)
-        rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
-        started = time.perf_counter()
-        for first in range(0, len(rows), 10_000):
-            store.write(rows[first:first + 10_000])
-        bare_rate = len(rows) / (time.perf_counter() - started)
-        best_e2e = max(v["records_per_s"] for v in results["end_to_end"].values())
-        results["bare_writer"] = {"records_per_s": round(bare_rate),
-                                  "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2)}
-        log(f"bare writer: {bare_rate:,.0f} rows/s")
+            # 2. end to end with one and with two workers
+            results["end_to_end"] = {}
+            for count in (1, 2):
+                namespace = f"e2e-{count}"
+                payloads = bodies(namespace, e2e_batches, start_ns=1_773_500_000 * 10**9 + count * 10**13)
+                workers = [start(f"worker{count}{i}", [*CLI, "worker"], env) for i in range(count)]
+                procs += workers
+                time.sleep(2)  # let them connect before the clock starts
+                with MemorySampler([api, *workers]):
+                    started = time.perf_counter()
+                    post_all(API_PORT, payloads, 1000, 2)
+                    wait_until(lambda: queue.unwritten_batches() == 0, 900)
+                    elapsed = time.perf_counter() - started
+                for w in workers:
+                    w.stop()
+                stored = count_rows(store, namespace, payloads)
+                rate = e2e_batches * 1000 / elapsed
+                log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
+                results["end_to_end"][f"{count}_workers"] = {
+                    "records_per_s": round(rate), "rows_counted": stored,
+                    "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers))}
 
-        # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
-        results["query"] = query_latencies(store, settings)
-        results["memory"] = {"api_peak_rss_mb": round(api.peak_rss_mb),
-                             "worker_peak_rss_mb": round(max(p.peak_rss_mb for p in procs if p.name.startswith("worker")))}
+            # 3. the store's limit: the same rows straight into Cassandra
+            payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
+            decoder = BatchDecoder(settings.max_line_bytes)
+            rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
+            started = time.perf_counter()
+            for first in range(0, len(rows), 10_000):
+                store.write(rows[first:first + 10_000])
+            bare_rate = len(rows) / (time.perf_counter() - started)
+            best_e2e = max(v["records_per_s"] for v in results["end_to_end"].values())
+            results["bare_writer"] = {"records_per_s": round(bare_rate),
+                                      "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2)}
+            log(f"bare writer: {bare_rate:,.0f} rows/s")
+
+            # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
+            results["query"] = query_latencies(store, settings)
+            results["memory"] = {"api_peak_rss_mb": round(api.peak_rss_mb),
+                                 "worker_peak_rss_mb": round(max(p.peak_rss_mb for p in procs if p.name.startswith("worker")))}
     finally:
         for proc in procs:
             if proc.popen.poll() is None:
                 proc.stop()
-        with contextlib.suppress(Exception):
-            store.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
-        store.close()
-        queue.rq_queue.empty()
-        for key in redis.scan_iter(match=f"kube-insight:payload:{settings.queue_name}:*".encode(), count=1000):
-            redis.delete(key)
-    (ROOT / "bench" / "results" / "latest.json").write_text(json.dumps(results, indent=2))
+        clean_up(settings, store, queue, redis)
+    name = "front-only.json" if args.front_only else "latest.json"
+    (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
 
 
@@ -333,12 +354,15 @@ def print_table(r: dict) -> None:
     ]
     for name, v in r.get("end_to_end", {}).items():
         rows.append((f"end to end, {name.replace('_', ' ')}", f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted)"))
-    bw = r.get("bare_writer", {})
-    rows.append(("bare writer (same rows, driver only)", f"{bw.get('records_per_s', 0):,} rows/s (end to end = {bw.get('ratio_end_to_end_to_bare')}x)"))
+    if bw := r.get("bare_writer"):
+        rows.append(("bare writer (same rows, driver only)",
+                     f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x)"))
     for name, v in q.items():
         rows.append((f"GET /query {name.replace('_', ' ')}", f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
-    m = r.get("memory", {})
-    rows.append(("peak RSS", f"API {m.get('api_peak_rss_mb')} MB, worker {m.get('worker_peak_rss_mb')} MB"))
+    if m := r.get("memory"):
+        rows.append(("peak RSS", f"API {m['api_peak_rss_mb']} MB, worker {m['worker_peak_rss_mb']} MB"))
+    elif fe:
+        rows.append(("peak RSS", f"API {fe.get('api_peak_rss_mb')} MB"))
     width = max(len(a) for a, _ in rows)
     print(f"\nmachine: {r['machine']}")
     for a, b in rows:

@@ -13,6 +13,7 @@ it and marking it started) is queued again by `requeue_orphans`.
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -34,6 +35,9 @@ PAYLOAD_KEY_PREFIX = "kube-insight:payload:"  # + "<queue name>:<job id>"
 _ZSTD_LEVEL = 1
 # Failed jobs (and their payloads) are kept for operators to requeue; RQ's maximum is a year.
 FAILED_JOB_TTL_SECONDS = 365 * 86400
+# The high-water check reuses the queue length that the last enqueue read in its own MULTI/EXEC;
+# it asks Redis again (LLEN) only when that is older than this, or at or above the mark.
+QUEUE_LENGTH_MAX_AGE_SECONDS = 1.0
 
 
 class QueueUnavailable(Exception):
@@ -94,26 +98,41 @@ class BatchQueue:
         self.rq_queue = Queue(settings.queue_name, connection=connection)
         self._retry_intervals = list(settings.job_retry_intervals)
         self._payload_prefix = f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:"
+        self._high_water_mark = settings.queue_high_water_mark
+        # (batches queued, time.monotonic() when read); the mark itself forces a first LLEN.
+        self._known_length = (settings.queue_high_water_mark, 0.0)
 
     # --- producer side (API) ---
 
     def enqueue(self, rows: Sequence[LogRow]) -> str:
-        """Queue one batch; returns once Redis has acknowledged payload and job together."""
+        """Queue one batch; returns once Redis has acknowledged payload and job together.
+
+        One round trip under load: the MULTI/EXEC that stores payload and job also reads the queue
+        length for the next call's high-water check (see QUEUE_LENGTH_MAX_AGE_SECONDS).
+        """
         try:
-            if self.rq_queue.count >= self._settings.queue_high_water_mark:
-                raise QueueFull(
-                    f"{self._settings.queue_name} holds >= {self._settings.queue_high_water_mark} batches"
-                )
+            self._refuse_above_high_water_mark()
             job_id = uuid.uuid4().hex
             data = encode_payload(rows, now_ns())
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.multi()
                 pipe.set(self._payload_prefix + job_id, data)
                 self._enqueue_job(job_id, pipe)
-                pipe.execute()
+                pipe.llen(self.rq_queue.key)
+                length = pipe.execute()[-1]
+            self._known_length = (length, time.monotonic())
             return job_id
         except redis.RedisError as error:
             raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+
+    def _refuse_above_high_water_mark(self) -> None:
+        length, read_at = self._known_length
+        if length < self._high_water_mark and time.monotonic() - read_at < QUEUE_LENGTH_MAX_AGE_SECONDS:
+            return
+        length = self.rq_queue.count
+        self._known_length = (length, time.monotonic())
+        if length >= self._high_water_mark:
+            raise QueueFull(f"{self._settings.queue_name} holds >= {self._high_water_mark} batches")
 
     def _enqueue_job(self, job_id: str, pipeline) -> None:
         self.rq_queue.enqueue_call(
