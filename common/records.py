@@ -28,7 +28,8 @@ from common.timestamps import (
 )
 
 # Kubernetes names are at most 253 characters; the bound also keeps partition keys small.
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
+# Not blank: a name of only spaces could be stored but never asked for (GET /query strips it).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=253, pattern=r"\S")]
 MAX_REPORTED_ERRORS = 10
 
 

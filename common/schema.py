@@ -51,7 +51,7 @@ def create_log_table(settings: Settings) -> str:
             host text,
             pod_id text,
             docker_id text,
-            labels map<text, text>,
+            labels frozen<map<text, text>>,
             PRIMARY KEY ((namespace, pod_name, container_name, bucket), ts_ns, line_id)
         ) WITH CLUSTERING ORDER BY (ts_ns ASC, line_id ASC)
           AND compaction = {{'class': 'TimeWindowCompactionStrategy',

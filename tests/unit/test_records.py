@@ -191,9 +191,10 @@ def test_a_record_missing_a_required_kubernetes_name_is_rejected_naming_it(field
     assert f"`{field}`" in batch.errors[0].reason
 
 
+@pytest.mark.parametrize("name", ["", "  ", "\t"], ids=["empty", "spaces", "tab"])
 @pytest.mark.parametrize("field", ["namespace_name", "pod_name", "container_name"])
-def test_a_record_with_an_empty_kubernetes_name_is_rejected_naming_it(field):
-    batch = decode_json_batch(body_of(record(kubernetes={**K8S, field: ""})), LIMIT)
+def test_a_record_with_an_empty_or_blank_kubernetes_name_is_rejected_naming_it(field, name):
+    batch = decode_json_batch(body_of(record(kubernetes={**K8S, field: name})), LIMIT)
     assert batch.rows == []
     assert f"kubernetes.{field}" in batch.errors[0].reason
 
