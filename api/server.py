@@ -28,6 +28,11 @@ def run_api(settings: Settings) -> None:
             # Bodies up to 4 MiB stay in memory; waitress's default (512 KiB) sent a typical
             # fluent-bit batch through a temporary file.
             inbuf_overflow=4 * 2**20,
+            # A streamed answer (NDJSON, text, /tail) waits for a slow client once 1 MiB is
+            # unsent, instead of piling up waitress's default 16 MiB per connection.
+            outbuf_high_watermark=2**20,
+            # Read ahead one request, so an open /tail learns at once that its client hung up.
+            channel_request_lookahead=1,
             ident="kube-insight-logserver",
         )
     finally:

@@ -297,6 +297,8 @@ def main() -> None:
 
             # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
             results["query"] = query_latencies(store, settings)
+            # 4b. a 100,000-row answer, streamed as NDJSON and as one JSON document, with API memory
+            results["big_query"] = big_query(store, settings, api)
             results["memory"] = {"api_peak_rss_mb": round(api.peak_rss_mb),
                                  "worker_peak_rss_mb": round(max(p.peak_rss_mb for p in procs if p.name.startswith("worker")))}
     finally:
@@ -345,6 +347,55 @@ def query_latencies(store: CassandraStore, settings: Settings) -> dict:
     return out
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def big_query(store: CassandraStore, settings: Settings, api: Proc, rows_wanted: int = 100_000) -> dict:
+    """GET /query of 100,000 rows of one container, as NDJSON (streamed) and as JSON (built whole),
+    with the API's RSS growth over its level before each request."""
+    line = '{"level":"info","ts":"2026-03-14T12:00:00Z","msg":"order placed","order_id":12345,"items":3}\n'
+    start_ns = 1_773_489_600 * 10**9 - 7 * 3600 * 10**9
+    for first in range(0, rows_wanted, 10_000):
+        store.write([LogRow("query", "big", "app", start_ns + i * 10**5, f"{i} {line}", "stdout")
+                     for i in range(first, first + 10_000)])
+    params = urllib.parse.urlencode({"namespace": "query", "pod_name": "big", "container_name": "app",
+                                     "start_time": format_rfc3339_ns(start_ns),
+                                     "end_time": format_rfc3339_ns(start_ns + rows_wanted * 10**5)})
+    out = {}
+    for name, accept in (("ndjson_streamed", "application/x-ndjson"), ("json_document", "application/json")):
+        baseline, peak, done = rss_mb(api.popen.pid), [0.0], threading.Event()
+
+        def watch() -> None:
+            while not done.wait(0.01):
+                peak[0] = max(peak[0], rss_mb(api.popen.pid))
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        connection = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=120)
+        started = time.perf_counter()
+        connection.request("GET", f"/query?{params}", headers={"Accept": accept})
+        response = connection.getresponse()
+        received, newlines, first_byte = 0, 0, None
+        while chunk := response.read(256 * 1024):
+            first_byte = first_byte or time.perf_counter() - started
+            received += len(chunk)
+            newlines += chunk.count(b"\n")
+        seconds = time.perf_counter() - started
+        done.set()
+        watcher.join()
+        rows = newlines if accept == "application/x-ndjson" else rows_wanted
+        out[name] = {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds),
+                     "mb": round(received / 1e6, 1), "first_byte_ms": round(first_byte * 1000, 1),
+                     "api_rss_growth_mb": round(max(peak[0] - baseline, 0), 1)}
+        log(f"query {name}: {rows:,} rows in {seconds:.2f} s, first byte {first_byte * 1000:.0f} ms, "
+            f"API RSS +{out[name]['api_rss_growth_mb']} MB")
+    return out
+
+
 def print_table(r: dict) -> None:
     fe, ce, q = r.get("front_end", {}), r.get("ceiling", {}), r.get("query", {})
     rows = [
@@ -359,6 +410,10 @@ def print_table(r: dict) -> None:
                      f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x)"))
     for name, v in q.items():
         rows.append((f"GET /query {name.replace('_', ' ')}", f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
+    for name, v in r.get("big_query", {}).items():
+        rows.append((f"GET /query 100k rows, {name.replace('_', ' ')}",
+                     f"{v['rows']:,} rows in {v['seconds']} s ({v['rows_per_s']:,} rows/s), first byte "
+                     f"{v['first_byte_ms']} ms, API RSS +{v['api_rss_growth_mb']} MB"))
     if m := r.get("memory"):
         rows.append(("peak RSS", f"API {m['api_peak_rss_mb']} MB, worker {m['worker_peak_rss_mb']} MB"))
     elif fe:
