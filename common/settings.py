@@ -73,7 +73,7 @@ class Settings:
     worker_burst: bool = False
     job_timeout_seconds: int = 120
     job_retry_intervals: tuple[int, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900)
-    maintenance_interval_seconds: int = 30
+    maintenance_interval_seconds: int = 10
     # Both
     log_level: str = "INFO"
 

@@ -98,7 +98,7 @@ class ContextJob(Job):
 
 
 class StoreWorker(SimpleWorker):
-    def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 30.0), **kwargs):
+    def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 10.0), **kwargs):
         super().__init__(*args, job_class=ContextJob, **kwargs)
         self.context = context
         self._store_backoff = store_backoff  # first and longest pause while Cassandra is down

@@ -29,7 +29,7 @@ OUTAGE_SECONDS = 60
 HIGH_WATER_MARK = 40  # batches: reached about 3 s into the outage at 16 batches/s
 SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
 RETRY_INTERVALS = "0,0,0"  # a worker spending retries on the outage would fill the failed registry at once
-RECOVERY_LIMIT_SECONDS = 45  # the worker's longest pause between pings (30 s) + the driver's reconnect (5 s)
+RECOVERY_LIMIT_SECONDS = 45  # the worker's longest pause between pings (10 s) + the driver's reconnect (5 s), with room
 LONGEST_ANSWER_SECONDS = 2.0
 
 
