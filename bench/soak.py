@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.workload import lines  # noqa: E402
+from bench.workload import lines, post_write  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
@@ -205,15 +205,8 @@ class Ingest:
     def _deliver(self, connection, n: int, body: bytes):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if connection is None:
-                connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
-            try:
-                connection.request("POST", "/write", body=body, headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = None
+            connection, response = post_write(connection, self._port, body)
+            if response is None:
                 with self._lock:
                     self.statuses[0] += 1
                 time.sleep(0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 
@@ -54,3 +55,19 @@ def batch(namespace: str, pods: int, size: int, start_ns: int, seed: int) -> lis
 def bodies(namespace: str, count: int, size: int = 1000, pods: int = 4, start_ns: int = 1_773_489_600 * 10**9):
     """`count` distinct JSON bodies of `size` records; record timestamps never repeat across bodies."""
     return [json.dumps(batch(namespace, pods, size, start_ns + n * size * 1000, n)).encode() for n in range(count)]
+
+
+def post_write(connection: http.client.HTTPConnection | None, port: int, body: bytes):
+    """POST one JSON batch to 127.0.0.1:`port`/write on a kept-alive connection (opened when None).
+    Returns (connection, response), or (None, None) when the connection failed: the caller
+    decides whether and when to send again."""
+    if connection is None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", "/write", body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+    except (OSError, http.client.HTTPException):
+        connection.close()
+        return None, None
+    return connection, response

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 
+from bench.workload import post_write
 from common.timestamps import format_rfc3339_ns
 from tests.faults.ledger import Ledger
 
@@ -91,16 +92,9 @@ class Senders:
         deadline = time.monotonic() + self._give_up_after
         attempt = 0
         while time.monotonic() < deadline:
-            if connection is None:
-                connection = http.client.HTTPConnection("127.0.0.1", self._port, timeout=30)
             started = time.monotonic()
-            try:
-                connection.request("POST", "/write", body=body, headers={"Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = None
+            connection, response = post_write(connection, self._port, body)
+            if response is None:
                 self._note(Answer(time.monotonic(), 0, None, time.monotonic() - started))
                 time.sleep(RECONNECT_PAUSE_SECONDS)
                 continue

@@ -17,20 +17,13 @@ from tests.faults.ledger import Ledger
 from tests.faults.load import Senders
 from tests.integration.pipeline import build_pipeline, unique
 from tests.integration.redis_server import free_port
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 KILLS = 5
 SENDERS, BATCH_SIZE, INTERVAL = 4, 500, 0.05  # as fast as the API answers: kills land mid-request
 ACKS_BETWEEN_KILLS = 10  # batches acknowledged by each API before it is killed
-
-
-def wait_for(condition, timeout: float, interval: float = 0.01, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def test_api_killed_under_load_loses_no_acknowledged_record_and_stores_none_twice(

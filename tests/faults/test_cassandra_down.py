@@ -22,6 +22,7 @@ from tests.faults.ledger import Ledger
 from tests.faults.load import Senders
 from tests.integration.pipeline import unique
 from tests.integration.redis_server import free_port
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -31,14 +32,6 @@ SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
 RETRY_INTERVALS = "0,0,0"  # a worker spending retries on the outage would fill the failed registry at once
 RECOVERY_LIMIT_SECONDS = 45  # the worker's longest pause between pings (10 s) + the driver's reconnect (5 s), with room
 LONGEST_ANSWER_SECONDS = 2.0
-
-
-def wait_for(condition, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture
@@ -71,7 +64,8 @@ def test_cassandra_down_for_a_minute_under_load_loses_nothing_and_spends_no_retr
     failed_counts = []
     try:
         senders.start()
-        wait_for(lambda: len(ledger.acknowledged) >= 40 * BATCH_SIZE, timeout=30, what="load before the outage")
+        wait_for(lambda: len(ledger.acknowledged) >= 40 * BATCH_SIZE, timeout=30, interval=0.1,
+                 what="load before the outage")
         assert queue.unwritten_batches() < 40, "the worker writes before the outage"
 
         outage_began = time.monotonic()
@@ -89,7 +83,7 @@ def test_cassandra_down_for_a_minute_under_load_loses_nothing_and_spends_no_retr
     finally:
         senders.stop()
     try:
-        wait_for(lambda: queue.unwritten_batches() == 0, timeout=60, what="every batch to be written")
+        wait_for(lambda: queue.unwritten_batches() == 0, timeout=60, interval=0.1, what="every batch to be written")
         failed_counts.append(queue.status().failed)
     finally:
         processes.stop(api)

@@ -15,6 +15,7 @@ from tests.faults import processes
 from tests.faults.ledger import Ledger
 from tests.integration.pipeline import build_pipeline, unique
 from tests.integration.redis_server import free_port
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -22,14 +23,6 @@ KILLS = 10
 BATCHES = 16
 ROWS_PER_BATCH = 4000  # a few hundred ms of writing: time to be killed in the middle
 RECOVERY_LIMIT_SECONDS = 120
-
-
-def wait_for(condition, timeout: float, interval: float = 0.01, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integration_settings, real_store, tmp_path):

@@ -7,6 +7,7 @@ import http.server
 import io
 import json
 import socket
+import socketserver
 import threading
 import wsgiref.simple_server
 
@@ -36,16 +37,20 @@ class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
 
 
 @contextlib.contextmanager
-def serving(app):
-    server = wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+def in_thread(server: socketserver.BaseServer):
+    """Serve `server` (bound to 127.0.0.1, port 0) from a thread; yields its URL."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def serving(app):
+    return in_thread(wsgiref.simple_server.make_server("127.0.0.1", 0, app, handler_class=_QuietHandler))
 
 
 @pytest.fixture
@@ -82,15 +87,8 @@ def scripted_server(*answers: tuple[int, dict, dict]):
         def log_message(self, format, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url, requests
 
 
 def closed_port_url() -> str:

@@ -18,7 +18,7 @@ from cli.main import main
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
 from tests.unit.api_harness import FakeStore, build
-from tests.unit.test_cli_client import closed_port_url, live  # noqa: F401  (live is a fixture)
+from tests.unit.test_cli_client import closed_port_url, in_thread, live  # noqa: F401  (live is a fixture)
 from tests.unit.waitress_server import waitress_serving
 
 POD = ["--namespace", "default", "--pod", "nginx-1"]
@@ -159,15 +159,8 @@ def scripted_tail(query_rows: list[dict], *tails: tuple[int, dict, list[dict]]):
         def log_message(self, format, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", sinces
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with in_thread(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url, sinces
 
 
 @pytest.fixture
