@@ -16,7 +16,7 @@ from common.timestamps import format_rfc3339_ns
 MEDIA_NDJSON = "application/x-ndjson"
 MEDIA_TEXT = "text/plain; charset=utf-8"
 OUTPUTS = {"application/json": "json", MEDIA_NDJSON: "ndjson", "text/plain": "text"}
-_CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 64 * 1024  # a streamed body is written in pieces of about this size
 _json = msgspec.json.Encoder()
 
 
@@ -111,7 +111,7 @@ def _prefix(scope: Scope) -> Callable[[LogLine], str]:
     return lambda line: f"[{line.pod_name}/{line.container_name}] "
 
 
-def _chunked(pieces: Iterable[bytes], size: int = _CHUNK_BYTES) -> Iterator[bytes]:
+def _chunked(pieces: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[bytes]:
     buffer: list[bytes] = []
     held = 0
     for piece in pieces:

@@ -113,11 +113,7 @@ def parse_range(
 
 
 def parse_line_filter(params: Mapping[str, str]) -> LineFilter:
-    line_filter = LineFilter(
-        contains=params.get("contains") if "contains" in params else None,
-        regex=params.get("regex") if "regex" in params else None,
-        stream=params.get("stream") if "stream" in params else None,
-    )
+    line_filter = LineFilter(params.get("contains"), params.get("regex"), params.get("stream"))
     line_filter.predicate()  # validates (FilterError is a ParameterError): the client's to fix, now
     return line_filter
 

@@ -57,7 +57,7 @@ import falcon
 import msgspec
 
 from api.errors import unavailable
-from api.log_output import MEDIA_NDJSON, Row, row_builder
+from api.log_output import CHUNK_BYTES, MEDIA_NDJSON, Row, row_builder
 from api.query import bad_parameter
 from api.query_params import QueryParamError, parse_line_filter, parse_scope, parse_time, single_values
 from common.log_search import LineStore, LogLine, PageEnd, Position, Scope, paginate, read_lines
@@ -71,8 +71,6 @@ MEDIA_SSE = "text/event-stream"
 HEARTBEAT_SECONDS = 10.0
 MAX_ROWS_PER_POLL = 5000
 MAX_BACKOFF_SECONDS = 30.0
-# Lines of one poll are sent in chunks of about this size (and at the end of the poll).
-_CHUNK_BYTES = 64 * 1024
 _json = msgspec.json.Encoder()
 
 
@@ -197,7 +195,7 @@ def _follow(
             try:
                 for line in lines:
                     buffer += fmt.line(build_row(line))
-                    if len(buffer) >= _CHUNK_BYTES:
+                    if len(buffer) >= CHUNK_BYTES:  # and the rest at the end of the poll
                         yield bytes(buffer)
                         buffer.clear()
                         last_write = clock.monotonic()

@@ -98,7 +98,6 @@ class BatchQueue:
         self.rq_queue = Queue(settings.queue_name, connection=connection)
         self._retry_intervals = list(settings.job_retry_intervals)
         self._payload_prefix = f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:"
-        self._high_water_mark = settings.queue_high_water_mark
         # (batches queued, time.monotonic() when read); the mark itself forces a first LLEN.
         self._known_length = (settings.queue_high_water_mark, 0.0)
 
@@ -127,12 +126,13 @@ class BatchQueue:
 
     def _refuse_above_high_water_mark(self) -> None:
         length, read_at = self._known_length
-        if length < self._high_water_mark and time.monotonic() - read_at < QUEUE_LENGTH_MAX_AGE_SECONDS:
+        mark = self._settings.queue_high_water_mark
+        if length < mark and time.monotonic() - read_at < QUEUE_LENGTH_MAX_AGE_SECONDS:
             return
         length = self.rq_queue.count
         self._known_length = (length, time.monotonic())
-        if length >= self._high_water_mark:
-            raise QueueFull(f"{self._settings.queue_name} holds >= {self._high_water_mark} batches")
+        if length >= mark:
+            raise QueueFull(f"{self._settings.queue_name} holds >= {mark} batches")
 
     def _enqueue_job(self, job_id: str, pipeline) -> None:
         self.rq_queue.enqueue_call(

@@ -329,14 +329,13 @@ class CassandraStore:
         """For each bucket, the (pod_name, container_name) pairs of the namespace (or of one pod)
         that have lines in it, sorted: read from the index the workers keep."""
         if pod_name is None:
-            statement, params = self._statements_for("streams"), [(namespace, b) for b in buckets]
+            rows = self._read_all("streams", [(namespace, b) for b in buckets])
         else:
-            statement, params = self._statements_for("pod_streams"), [(namespace, b, pod_name) for b in buckets]
-        return [sorted(rows) for rows in self._read_all(statement, params)]
+            rows = self._read_all("pod_streams", [(namespace, b, pod_name) for b in buckets])
+        return [sorted(entries) for entries in rows]
 
     def namespaces_in_buckets(self, buckets: Sequence[int]) -> list[list[str]]:
-        statement = self._statements_for("namespaces")
-        return [sorted(row[0] for row in rows) for rows in self._read_all(statement, [(b,) for b in buckets])]
+        return [sorted(row[0] for row in rows) for rows in self._read_all("namespaces", [(b,) for b in buckets])]
 
     def query(
         self, namespace: str, pod_name: str, container_name: str, start_ns: int, end_ns: int,
@@ -353,14 +352,11 @@ class CassandraStore:
             rows.append((line.ts_ns, line.log))
         return QueryResult(rows, truncated=False)
 
-    def _statements_for(self, name: str) -> PreparedStatement:
-        self.connect()
-        return self._statements[name]
-
-    def _read_all(self, statement: PreparedStatement, params: list[tuple]) -> list[list[tuple]]:
+    def _read_all(self, statement: str, params: list[tuple]) -> list[list[tuple]]:
+        """One prepared read per parameter tuple, all in flight at once; their rows, in order."""
         session = self.connect()
         try:
-            futures = [session.execute_async(statement, p) for p in params]
+            futures = [session.execute_async(self._statements[statement], p) for p in params]
             return [list(future.result()) for future in futures]
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
