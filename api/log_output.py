@@ -20,7 +20,7 @@ CHUNK_BYTES = 64 * 1024  # a streamed body is written in pieces of about this si
 _json = msgspec.json.Encoder()
 
 
-class Row(msgspec.Struct, omit_defaults=True):
+class Row(msgspec.Struct, omit_defaults=True, gc=False):
     """One line in JSON: the seed's {"time", "log"}, plus whose line it is when the scope spans
     several containers or pods."""
 

@@ -20,7 +20,7 @@ from common.store import CassandraStore, StoreUnavailable
 from common.timestamps import now_ns
 
 # Rows a partition read fetches per round trip when nothing bounds the answer more tightly.
-_PAGE_SIZE = 5000
+_PAGE_SIZE = 20_000
 
 
 def bad_parameter(error: QueryParamError) -> falcon.HTTPBadRequest:

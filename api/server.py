@@ -7,6 +7,7 @@ import logging
 import waitress
 
 from api.app import build_app
+from common.gc_tuning import tune_for_service
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def run_api(settings: Settings) -> None:
     app, store = build_app(settings)
+    tune_for_service()
     log.info("event=api_listening ip=%s port=%d threads=%d", settings.ip, settings.port, settings.api_threads)
     try:
         waitress.serve(

@@ -22,6 +22,9 @@ from common.schema import LINE_ID_MAX, LINE_ID_MIN
 # Buckets whose reads are started ahead of the one being returned: one container, or many.
 _READ_AHEAD_ONE_CONTAINER = 16
 _READ_AHEAD_MANY_CONTAINERS = 2
+# A read started ahead fetches at most this many lines until it is the one being returned (its
+# later pages are full size): sixteen buckets ahead hold 16,000 lines, not sixteen full pages.
+_READ_AHEAD_FIRST_PAGE = 1000
 # Buckets whose index entries are looked up in one go.
 _INDEX_LOOKUP_CHUNK = 16
 # How often (in lines examined) a page looks at the clock.
@@ -65,7 +68,7 @@ class Scope:
 
 class LineStore(Protocol):
     def read_range(self, partition: tuple[str, str, str, int], low: tuple[int, int], high: tuple[int, int],
-                   *, backward: bool, page_size: int) -> Iterable[LogLine]: ...
+                   *, backward: bool, page_size: int, first_page_size: int | None = None) -> Iterable[LogLine]: ...
 
     def containers_in_buckets(self, namespace: str, pod_name: str | None,
                               buckets: Sequence[int]) -> list[list[tuple[str, str]]]: ...
@@ -85,19 +88,21 @@ def read_lines(
     if not one_container:
         page_size = min(page_size, 1000)
 
-    def start(bucket_slice: BucketSlice, containers: list[tuple[str, str]]) -> list[Iterator[LogLine]]:
+    def start(bucket_slice: BucketSlice, containers: list[tuple[str, str]], first_page_size: int) -> list[Iterator[LogLine]]:
         reads = []
         for pod_name, container_name in containers:
             bounds = _bounds(bucket_slice, pod_name, container_name, after, backward)
             if bounds is not None:
                 partition = (scope.namespace, pod_name, container_name, bucket_slice.bucket)
-                read = store.read_range(partition, *bounds, backward=backward, page_size=page_size)
+                read = store.read_range(partition, *bounds, backward=backward, page_size=page_size,
+                                        first_page_size=first_page_size)
                 reads.append(iter(read))
         return reads
 
     started: deque[list[Iterator[LogLine]]] = deque()
-    for bucket_slice, containers in _slices_with_containers(store, scope, slices):
-        started.append(start(bucket_slice, containers))
+    for number, (bucket_slice, containers) in enumerate(_slices_with_containers(store, scope, slices)):
+        first_page_size = page_size if number == 0 else min(page_size, _READ_AHEAD_FIRST_PAGE)
+        started.append(start(bucket_slice, containers, first_page_size))
         if len(started) > ahead:
             yield from _merged(started.popleft(), backward)
     while started:

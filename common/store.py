@@ -8,6 +8,7 @@ and ingest meanwhile; every driver failure leaves here as `StoreUnavailable`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -312,16 +313,19 @@ class CassandraStore:
 
     def read_range(
         self, partition: PartitionKey, low: Bound, high: Bound, *, backward: bool, page_size: int,
+        first_page_size: int | None = None,
     ) -> "RangeRead":
-        """Start reading one partition's lines between two inclusive bounds (the first page is
-        requested at once; iterate the result for the lines, in clustering or reverse order)."""
+        """Start reading one partition's lines between two inclusive bounds (the first page, of
+        first_page_size lines if given, is requested at once; iterate the result for the lines, in
+        clustering or reverse order, the later pages page_size lines each)."""
         session = self.connect()
         statement = self._statements["backward" if backward else "forward"].bind((*partition, *low, *high))
-        statement.fetch_size = page_size
+        statement.fetch_size = first_page_size or page_size
         try:
-            return RangeRead(session, statement, session.execute_async(statement, execution_profile=_LINES_PROFILE))
+            future = session.execute_async(statement, execution_profile=_LINES_PROFILE)
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
+        return RangeRead(session, statement, future, page_size)
 
     def containers_in_buckets(
         self, namespace: str, pod_name: str | None, buckets: Sequence[int],
@@ -367,14 +371,16 @@ class RangeRead:
     page as they are iterated; the next page is requested before the current one is handed out,
     so Cassandra reads it while the caller works through this one."""
 
-    def __init__(self, session: Session, statement, future):
+    def __init__(self, session: Session, statement, future, page_size: int):
         self._session = session
         self._statement = statement
         self._future = future
+        self._page_size = page_size
 
     def __iter__(self) -> Iterator[log_search.LogLine]:
         try:
             result = self._future.result()
+            self._statement.fetch_size = self._page_size  # a page's size is per request
             while True:
                 lines = result.current_rows
                 following = (
@@ -395,7 +401,11 @@ _LINES_PROFILE = "lines"
 
 
 def _line_factory(column_names: list[str], rows: list[tuple]) -> list[log_search.LogLine]:
-    return list(map(log_search.LogLine._make, rows))
+    return list(map(_as_line, rows))
+
+
+# tuple.__new__ straight from C: LogLine._make is a Python function, a call per row on the driver's thread.
+_as_line = functools.partial(tuple.__new__, log_search.LogLine)
 
 
 def _lines_profile(default: ExecutionProfile) -> ExecutionProfile:

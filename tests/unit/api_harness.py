@@ -45,7 +45,7 @@ class FakeStore:
     def ping(self, timeout: float) -> None:
         self._check()
 
-    def read_range(self, partition, low, high, *, backward, page_size):
+    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
         self._check()
         self.reads.append((*partition, low, high, backward))
         namespace, pod_name, container_name, _ = partition

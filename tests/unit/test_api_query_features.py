@@ -212,8 +212,9 @@ class StoreFailingMidRead(FakeStore):
 
     good: int = 100
 
-    def read_range(self, partition, low, high, *, backward, page_size):
-        lines = super().read_range(partition, low, high, backward=backward, page_size=page_size)
+    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+        lines = super().read_range(partition, low, high, backward=backward, page_size=page_size,
+                                   first_page_size=first_page_size)
 
         def failing():
             yield from lines[:self.good]

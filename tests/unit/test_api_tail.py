@@ -62,9 +62,10 @@ class PollRecordingStore(FakeStore):
     clock: FakeClock | None = None
     attempts: list[float]
 
-    def read_range(self, partition, low, high, *, backward, page_size):
+    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
         self.attempts.append(self.clock.elapsed)
-        return super().read_range(partition, low, high, backward=backward, page_size=page_size)
+        return super().read_range(partition, low, high, backward=backward, page_size=page_size,
+                                   first_page_size=first_page_size)
 
 
 def tail_client(store, clock, settings=SETTINGS, **options):

@@ -143,6 +143,23 @@ def test_a_bucket_without_index_entries_is_not_read():
     assert {r[3] for r in store.reads} == {(T0 + 5 * HOUR) // 10**9}
 
 
+class PageSizeRecordingStore(FakeStore):
+    def __init__(self):
+        super().__init__()
+        self.first_pages: list[tuple[int, int | None]] = []  # (bucket, first_page_size)
+
+    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+        self.first_pages.append((partition[3], first_page_size))
+        return super().read_range(partition, low, high, backward=backward, page_size=page_size)
+
+
+def test_the_first_bucket_is_read_in_full_pages_and_the_buckets_read_ahead_start_with_small_ones():
+    store = PageSizeRecordingStore()
+    read(store, start=T0, end=T0 + 3 * HOUR - 1, page_size=20_000)
+    first_bucket = T0 // 10**9
+    assert store.first_pages == [(first_bucket, 20_000), (first_bucket + 3600, 1000), (first_bucket + 7200, 1000)]
+
+
 def test_a_container_scope_needs_its_pod():
     with pytest.raises(ValueError):
         Scope(NS, None, "app")
