@@ -1,13 +1,15 @@
-"""The garbage collector tuned for a long-running service process.
+"""The garbage collector tuned for the API process, whose GET /query tail it set.
 
-A GET /query of 10,000 rows or a 1,000-row batch allocates tens of thousands of objects. With
-CPython's default thresholds these promote a steady stream of survivors into the oldest generation,
-and every few requests a full collection walks the whole heap, imports and driver metadata included:
-10-70 ms paused under the GIL, the tail of the query latency (measured in bench/PROFILE.md).
+A GET /query of 10,000 rows allocates tens of thousands of objects. With CPython's default
+thresholds these promote a steady stream of survivors into the oldest generation, and every few
+queries a full collection walked the whole heap (imports, the app, driver metadata): 10-70 ms under
+the GIL, the tail of the query latency (bench/PROFILE.md).
 
-Here the objects alive at start-up (modules, the app, settings) are frozen out of every collection,
-and the oldest generation is collected after 1,000 middle-generation passes instead of 10. Young
-cycles are still collected as often as before; only garbage that outlived two collections waits longer.
+Here the objects alive once the app is built are frozen out of every collection, and the oldest
+generation is collected after 100 middle-generation passes instead of 10. Young cycles are
+collected as often as before; only garbage that outlived two collections waits longer. That is
+why the store empties each page it has handed out (RangeRead): the driver's futures sit in
+cycles, and must not keep whole pages of lines alive until the next full collection.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import gc
 
 YOUNG_THRESHOLD = 700  # CPython's default
 MIDDLE_THRESHOLD = 10  # CPython's default
-OLDEST_THRESHOLD = 1000  # CPython's default is 10
+OLDEST_THRESHOLD = 100  # CPython's default is 10
 
 
 def tune_for_service() -> None:

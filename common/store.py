@@ -389,6 +389,9 @@ class RangeRead:
                     if result.has_more_pages else None
                 )
                 yield from lines
+                # The driver's future holding this page sits in a reference cycle, freed only by a
+                # full collection: empty the page now so its lines go with their last reference.
+                lines.clear()
                 if following is None:
                     return
                 result = following.result()

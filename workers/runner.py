@@ -29,7 +29,6 @@ from rq.job import Job
 from rq.utils import as_text, current_timestamp
 from rq.worker import SimpleWorker
 
-from common.gc_tuning import tune_for_service
 from common.metrics import WorkerMetrics
 from common.queue import BatchQueue, connect_redis
 from common.settings import Settings
@@ -211,7 +210,6 @@ def run_worker(settings: Settings) -> None:
     _tie_forked_children_to(metrics_server)
     store = CassandraStore(settings)
     worker = build_worker(settings, connect_redis(settings), store, metrics)
-    tune_for_service()
     try:
         worker.work(with_scheduler=True, burst=settings.worker_burst, logging_level=settings.log_level)
     finally:
