@@ -9,11 +9,12 @@ from __future__ import annotations
 import falcon
 import msgspec
 
+from common.records import MAX_NAME_CHARACTERS
 from common.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"
 
-_NAME = {"type": "string", "minLength": 1, "maxLength": 253}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARACTERS}
 _RFC3339 = {"type": "string", "format": "date-time", "description": "RFC 3339, up to nanoseconds"}
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
 

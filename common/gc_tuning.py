@@ -1,4 +1,4 @@
-"""The garbage collector tuned for the API process, whose GET /query tail it set.
+"""The garbage collector tuned for the API process: its full collections set the GET /query tail.
 
 A GET /query of 10,000 rows allocates tens of thousands of objects. With CPython's default
 thresholds these promote a steady stream of survivors into the oldest generation, and every few
