@@ -129,8 +129,8 @@ class BatchDecoder:
         if media_type in MSGPACK_MEDIA_TYPES:
             records = self._msgpack_records(body)
         elif media_type == NDJSON_MEDIA_TYPE or body.lstrip()[:1] == b"{":
-            # JSON lines (declared: a line that is no object is one invalid record), or json_stream
-            records = self._json_objects(body)
+            # JSON lines (declared: a line that is no record is one invalid record), or json_stream
+            records = self._json_objects(body, declared_lines=media_type == NDJSON_MEDIA_TYPE)
         else:
             records = self._json_array(body)
         return _to_rows(records, self._max_line_bytes)
@@ -140,35 +140,33 @@ class BatchDecoder:
     def _json_array(self, body: bytes) -> list:
         try:
             return list(self._whole_array.decode(body))
-        except (msgspec.ValidationError, UnicodeDecodeError):
-            pass  # some record is invalid (or holds a string that is not UTF-8): find which, keep the others
-        except msgspec.DecodeError as error:
-            raise InvalidBody(f"body is not valid JSON: {error}") from None
-        except RecursionError:
-            raise InvalidBody(f"body is not valid JSON: {_TOO_DEEP}") from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            # Some record is invalid, or holds a string that is not UTF-8 (msgspec < 0.23 raised
+            # UnicodeDecodeError for it, later ones a DecodeError like any syntax error): whether
+            # the body itself is an array of JSON values decides between one record and all.
+            pass
         try:
             elements = self._raw_elements.decode(body)
         except msgspec.DecodeError as error:
-            raise InvalidBody(f"body must be a JSON array of records: {error}") from None
+            if self._is_one_value(body):
+                raise InvalidBody(f"body must be a JSON array of records: {error}") from None
+            raise InvalidBody(f"body is not valid JSON: {error}") from None
         except RecursionError:
             raise InvalidBody(f"body is not valid JSON: {_TOO_DEEP}") from None
         return [self._decode_one(element, index) for index, element in enumerate(elements)]
 
-    def _json_objects(self, body: bytes) -> list:
-        """JSON lines; when a line holds more than one object, the body is a json_stream."""
+    def _json_objects(self, body: bytes, declared_lines: bool) -> list:
+        """JSON lines, each line a record of its own. Undeclared (application/json starting with
+        `{`), a line that is not one JSON value means the body is a json_stream instead."""
         records = []
         for index, line in enumerate(line for line in body.split(b"\n") if line.strip()):
             try:
                 records.append(self._one.decode(line))
-            except msgspec.ValidationError as error:
-                # An invalid first record fails before msgspec sees the records after it on the line.
-                if not self._is_one_value(line):
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+                # A json_stream line's invalid first record fails before msgspec sees the next one.
+                if not declared_lines and not self._is_one_value(line):
                     return self._json_stream(body)
                 records.append(RecordError(index, _reason(error)))
-            except (UnicodeDecodeError, RecursionError) as error:
-                records.append(RecordError(index, _reason(error)))
-            except msgspec.DecodeError:
-                return self._json_stream(body)
         return records
 
     def _is_one_value(self, line: bytes) -> bool:
@@ -282,6 +280,10 @@ def _reason(error: msgspec.DecodeError | UnicodeDecodeError | RecursionError) ->
         return f"a string is not valid UTF-8 ({error.reason})"
     if isinstance(error, RecursionError):
         return _TOO_DEEP
+    if not isinstance(error, msgspec.ValidationError):
+        if "UTF-8" in str(error):  # msgspec >= 0.23: "Invalid UTF-8 encoded string"
+            return f"a string is not valid UTF-8 ({error})"
+        return f"not valid JSON: {error}"
     # msgspec paths read "at `$.kubernetes.pod_name`"; name the field relative to the record.
     return str(error).replace("`$.", "`").replace("`$`", "the record")
 

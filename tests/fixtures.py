@@ -1,7 +1,8 @@
 """Real fluent-bit request bodies, shared by every test that needs one.
 
-The captures live outside the repository, in /work/shared/fixtures/fluent-bit (see its README.md):
-one folder per fluent-bit output configuration, each with `body` (raw bytes) and `headers.json`.
+The captures are data kept in the repository, in tests/data/fluent-bit (see its README.md): one
+folder per fluent-bit output configuration, each with `body` (the exact bytes fluent-bit 5.1.1
+sent) and `headers.json`. tests/data/loki-push holds the same for Loki push clients.
 A missing directory is an error, never a skip: a test that silently skips its real input proves
 nothing.
 """
@@ -11,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-# tests/fixtures.py -> parents[1] is the repository (/work/main); the shared folder is its sibling.
-FLUENT_BIT_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "fluent-bit"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+FLUENT_BIT_DIR = DATA_DIR / "fluent-bit"
 
 
 class FixtureMissing(FileNotFoundError):
@@ -24,7 +25,7 @@ def _capture_dir(name: str) -> Path:
     if not root.is_dir():
         raise FixtureMissing(
             f"fluent-bit fixtures directory not found: {root} "
-            "(expected a `shared/fixtures/fluent-bit` folder next to the repository)"
+            "(expected tests/data/fluent-bit in the repository)"
         )
     folder = root / name
     if not folder.is_dir():
