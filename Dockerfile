@@ -6,12 +6,17 @@
 # Every option is an environment variable or a flag (`kube-insight-logserver api --help`).
 
 # --- build: install the package and its dependencies into a virtualenv ---
-FROM python:3.11-slim AS build
+# Base images are pinned to exact versions (a floating tag would change what the same file builds).
+FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+# The locked service dependencies first (exact versions and hashes; a layer that changes only with
+# the lock), then the package itself without resolving anything.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 # Only what the package build needs; tests, scripts and local state stay out of the image.
 COPY pyproject.toml README.md ./
 COPY api/ api/
@@ -20,10 +25,10 @@ COPY common/ common/
 COPY cli/ cli/
 # cassandra-driver, msgspec and zstandard come as manylinux wheels (libev is bundled in the
 # cassandra-driver wheel), so neither a compiler nor apt packages are needed.
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation . && pip check
 
 # --- runtime: the virtualenv on a clean slim base, run by an unprivileged user ---
-FROM python:3.11-slim
+FROM python:3.11.14-slim-bookworm
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

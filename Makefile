@@ -1,8 +1,12 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install up down status test test-unit test-integration test-faults bench soak
+.PHONY: install lock up down status test test-unit test-integration test-faults bench soak
 
 install:
 	scripts/install.sh
+
+# Refresh requirements.lock and requirements-test.lock to the newest versions pyproject.toml allows.
+lock:
+	scripts/lock.sh
 
 up: install
 	scripts/stack.sh up

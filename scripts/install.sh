@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the stack and the tests need, skipping whatever is already there:
-# a virtualenv with the package (.venv), Debian's redis-server, Debian's prometheus (for promtool,
+# a virtualenv with the locked dependencies and the package (.venv), Debian's redis-server, Debian's prometheus (for promtool,
 # which the tests run on deploy/prometheus/ and on the live /metrics), Cassandra from Maven Central.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,11 +11,13 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-stamp=.venv/.installed-$(cat pyproject.toml | md5sum | cut -c1-12)
+# Exact versions and hashes from the lock (make lock refreshes it); nothing is resolved here.
+stamp=.venv/.installed-$(cat requirements-test.lock pyproject.toml | md5sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  log "installing the package and test dependencies into .venv"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[test]'
+  log "installing the locked dependencies (requirements-test.lock) and the package into .venv"
+  .venv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-test.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  .venv/bin/pip check
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 
