@@ -16,8 +16,11 @@ if [ ! -x "$tools/bin/uv" ] || [ "$("$tools/bin/uv" --version | cut -d' ' -f2)" 
 fi
 compile() { "$tools/bin/uv" pip compile --universal --python-version 3.11 --generate-hashes \
   --custom-compile-command "make lock" "$@"; }
+# No arguments: every dependency to the newest its range allows; else uv's own, e.g.
+# `--upgrade-package rq` to move one and keep the others.
+[ $# -gt 0 ] || set -- --upgrade
 # The service (what the Dockerfile installs), then the tests on top of exactly those versions.
-compile pyproject.toml scripts/lock/build.in --upgrade "$@" --output-file requirements.lock
-compile pyproject.toml scripts/lock/build.in --extra test --upgrade "$@" \
+compile pyproject.toml scripts/lock/build.in "$@" --output-file requirements.lock
+compile pyproject.toml scripts/lock/build.in --extra test "$@" \
   --constraints requirements.lock --output-file requirements-test.lock
 echo "[lock] requirements.lock and requirements-test.lock refreshed; now run make test and commit them"
