@@ -69,8 +69,8 @@ class ApiMetrics:
         if read_queue_status is not None:
             self.registry.register(QueueCollector(read_queue_status))
 
-    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, path, str(status)).inc()
+    def observe_request(self, method: str, path: str, status: str, seconds: float) -> None:
+        self.requests.labels(method, path, status).inc()
         self.latency.labels(method, path).observe(seconds)
 
 

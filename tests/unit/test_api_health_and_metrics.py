@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.observability import KNOWN_METHODS
 from tests.unit.api_harness import FakeStore, build
 
 
@@ -84,3 +86,30 @@ def test_not_ready_when_redis_is_down():
     response = harness.client.simulate_get("/ready")
     assert response.status_code == 503
     assert response.json["detail"].startswith("redis: ")
+
+
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
+def test_made_up_methods_are_counted_as_other_and_never_grow_the_metrics():
+    harness = build()
+    for n in range(300):
+        harness.client.simulate_request(f"X{n:03d}METHOD", "/write")
+    size_after_300 = len(harness.client.simulate_get("/metrics").text)
+    for n in range(300, 600):
+        harness.client.simulate_request(f"X{n:03d}METHOD", f"/made-up/{n}")
+    values = metrics(harness)
+    assert values["logserver_http_requests_total[('method', 'other'), ('path', '/write'), ('status', '400')]"] == 300
+    assert values["logserver_http_requests_total[('method', 'other'), ('path', 'unmatched'), ('status', '404')]"] == 300
+    assert not any("METHOD" in key for key in values)
+    assert len(harness.client.simulate_get("/metrics").text) < size_after_300 + 2_000
+
+
+@pytest.mark.filterwarnings("ignore::wsgiref.validate.WSGIWarning")
+def test_every_label_value_of_the_request_metrics_comes_from_a_fixed_set():
+    harness = build()
+    for method in ("GET", "HEAD", "OPTIONS", "PATCH", "get", "BREW"):
+        harness.client.simulate_request(method, "/write")
+    for key in metrics(harness):
+        if key.startswith("logserver_http_request"):
+            labels = dict(eval(key[key.index("["):]))  # the test's own str(sorted(items))
+            assert labels.get("method", "GET") in KNOWN_METHODS + ("other",)
+            assert labels.get("path", "/write") in ("/write", "unmatched")
