@@ -63,21 +63,29 @@ class WriteResource:
         return body
 
     def _gunzip(self, body: bytes) -> bytes:
-        """Inflate a `compress gzip` body, stopping at MAX_BODY_BYTES (a gzip bomb gets 413)."""
+        """Inflate a `compress gzip` body, every member of it (RFC 1952 allows several back to back),
+        stopping at MAX_BODY_BYTES in all (a gzip bomb gets 413)."""
         limit = self._settings.max_body_bytes
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflated: list[bytes] = []
+        room, rest = limit + 1, body
         try:
-            data = inflater.decompress(body, limit + 1)
+            while True:
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = inflater.decompress(rest, room)
+                inflated.append(data)
+                room -= len(data)
+                if room <= 0:
+                    raise falcon.HTTPContentTooLarge(
+                        title="Body too large",
+                        description=f"the gzip body inflates past {limit} bytes (MAX_BODY_BYTES); send smaller batches",
+                    )
+                if not inflater.eof:
+                    raise falcon.HTTPBadRequest(title="Invalid body", description="truncated gzip body")
+                rest = inflater.unused_data
+                if not rest.strip(b"\0"):  # trailing zero padding after the last member is allowed
+                    return b"".join(inflated)
         except zlib.error as error:
             raise falcon.HTTPBadRequest(title="Invalid body", description=f"not valid gzip: {error}") from None
-        if len(data) > limit:
-            raise falcon.HTTPContentTooLarge(
-                title="Body too large",
-                description=f"the gzip body inflates past {limit} bytes (MAX_BODY_BYTES); send smaller batches",
-            )
-        if not inflater.eof:
-            raise falcon.HTTPBadRequest(title="Invalid body", description="truncated gzip body")
-        return data
 
     def _decode(self, body: bytes, content_type: str | None) -> DecodedBatch:
         try:

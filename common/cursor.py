@@ -13,6 +13,8 @@ import binascii
 import msgspec
 
 from common.log_search import Position
+from common.schema import LINE_ID_MAX, LINE_ID_MIN
+from common.timestamps import MAX_NS, MIN_NS
 
 _VERSION = 1
 _MAX_CURSOR_CHARS = 2048
@@ -43,4 +45,9 @@ def decode_cursor(text: str) -> tuple[Position, bool]:
         or not all(isinstance(v, str) for v in (pod_name, container_name))
     ):
         raise CursorError("not a cursor returned by this server (pass next_cursor back unchanged)")
+    # A position outside the columns' ranges was never issued, and would reach Cassandra as a
+    # bound no bigint holds.
+    if not (MIN_NS <= ts_ns <= MAX_NS and LINE_ID_MIN <= line_id <= LINE_ID_MAX):
+        raise CursorError("not a cursor returned by this server: its position is out of range "
+                          "(pass next_cursor back unchanged)")
     return Position(ts_ns, pod_name, container_name, line_id), backward

@@ -47,6 +47,8 @@ class FakeStore:
 
     def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
         self._check()
+        if not all(-(2**63) <= value < 2**63 for value in (*low, *high)):
+            raise TypeError("bigint out of range")  # as the driver does when it binds such a bound
         self.reads.append((*partition, low, high, backward))
         namespace, pod_name, container_name, _ = partition
         found = [LogLine(ts_ns, pod_name, container_name, line_id, log, stream)

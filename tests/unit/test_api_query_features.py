@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from common.cursor import encode_cursor
+from common.log_search import Position
 from common.settings import Settings
 from common.store import StoreUnavailable
 from tests.unit.api_harness import FakeStore, build
@@ -65,6 +67,17 @@ def test_a_cursor_from_one_direction_is_refused_in_the_other():
     response = get(harness, **CONTAINER, direction="backward", cursor=cursor)
     assert response.status_code == 400
     assert "cursor" in response.json["message"]
+
+
+@pytest.mark.parametrize(("line_id", "ts_offset"), [(2**64 - 1, 3), (2**63, 3), (0, -T0 - 1),
+                                                    (0, 2**63)])
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_a_tampered_cursor_out_of_the_columns_range_gets_400(line_id, ts_offset, direction):
+    cursor = encode_cursor(Position(T0 + ts_offset, "web", "app", line_id), direction == "backward")
+    response = get(harness_with(SIX), **CONTAINER, direction=direction, cursor=cursor)
+    assert response.status_code == 400
+    assert response.json["message"] == "Invalid parameter 'cursor'"
+    assert "out of range" in response.json["detail"]
 
 
 def test_a_seed_request_cut_by_the_row_cap_says_truncated_and_gives_a_cursor():

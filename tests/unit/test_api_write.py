@@ -150,3 +150,37 @@ def test_a_gzip_bomb_is_stopped_at_the_inflated_limit():
 def test_a_corrupt_gzip_body_gets_400():
     response = post(build(), b"\x1f\x8b not really gzip", **{"Content-Encoding": "gzip"})
     assert response.status_code == 400
+
+
+def test_every_member_of_a_multi_member_gzip_body_is_inflated():
+    harness = build()
+    members = [gzip.compress(json.dumps(record(log=f"member {n}")).encode() + b"\n") for n in range(2)]
+    response = post(harness, b"".join(members), **{"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"})
+    assert response.status_code == 200 and response.json["accepted"] == 2
+    assert [row.log for row in queued_rows(harness)] == ["member 0", "member 1"]
+
+
+def test_the_inflated_limit_holds_for_all_members_together():
+    harness = build(Settings(max_body_bytes=64 * 1024))
+    member = gzip.compress(b" " * (40 * 1024))  # each member alone is under the limit
+    response = post(harness, member * 2, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 413
+    assert "inflates past" in response.json["detail"]
+
+
+def test_garbage_after_the_last_gzip_member_gets_400():
+    body = gzip.compress(json.dumps([record()]).encode()) + b"not gzip at all"
+    response = post(build(), body, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 400
+    assert "not valid gzip" in response.json["detail"]
+
+
+def test_a_declared_ndjson_line_that_is_not_json_costs_only_itself():
+    lines = [json.dumps(record(log="first")), '{"kubernetes": broken', json.dumps(record(log="third"))]
+    harness = build()
+    response = post(harness, "\n".join(lines).encode(), **{"Content-Type": "application/x-ndjson"})
+    assert response.status_code == 200
+    assert (response.json["accepted"], response.json["rejected"]) == (2, 1)
+    assert response.json["errors"][0]["index"] == 1
+    assert "not valid JSON" in response.json["errors"][0]["reason"]
+    assert [row.log for row in queued_rows(harness)] == ["first", "third"]
