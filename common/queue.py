@@ -13,6 +13,7 @@ it and marking it started) is queued again by `requeue_orphans`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,6 +39,18 @@ FAILED_JOB_TTL_SECONDS = 365 * 86400
 # The high-water check reuses the queue length that the last enqueue read in its own MULTI/EXEC;
 # it asks Redis again (LLEN) only when that is older than this, or at or above the mark.
 QUEUE_LENGTH_MAX_AGE_SECONDS = 1.0
+
+
+# redis-py names the failing command of a pipeline with its arguments: a payload's bytes.
+_PIPELINE_COMMAND = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+_MAX_CAUSE_CHARACTERS = 300
+
+
+def describe_redis_error(error: redis.RedisError) -> str:
+    """"Redis: <error type>: <cause>", never the data of the command that failed."""
+    cause = _PIPELINE_COMMAND.sub("", str(error))
+    cause = "".join(c if c.isprintable() else "?" for c in cause)[:_MAX_CAUSE_CHARACTERS]
+    return f"Redis: {type(error).__name__}: {cause}"
 
 
 class QueueUnavailable(Exception):
@@ -122,7 +135,7 @@ class BatchQueue:
             self._known_length = (length, time.monotonic())
             return job_id
         except redis.RedisError as error:
-            raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+            raise QueueUnavailable(describe_redis_error(error)) from error
 
     def _refuse_above_high_water_mark(self) -> None:
         length, read_at = self._known_length
@@ -161,7 +174,7 @@ class BatchQueue:
         try:
             self._redis.ping()
         except redis.RedisError as error:
-            raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+            raise QueueUnavailable(describe_redis_error(error)) from error
 
     def status(self) -> QueueStatus:
         try:
@@ -172,7 +185,7 @@ class BatchQueue:
                 workers=Worker.count(queue=self.rq_queue),
             )
         except redis.RedisError as error:
-            raise QueueUnavailable(f"Redis: {type(error).__name__}: {error}") from error
+            raise QueueUnavailable(describe_redis_error(error)) from error
 
     def requeue_orphans(self) -> list[str]:
         """Queue again every batch whose payload is stored but whose job RQ no longer tracks.

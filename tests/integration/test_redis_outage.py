@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from tests.conftest import with_changes
 from tests.integration.pipeline import build_pipeline, unique
@@ -62,3 +63,16 @@ def test_ingest_resumes_by_itself_when_redis_is_back(pipeline, own_redis):
     pipeline.drain()
     response = pipeline.query(namespace, "p", "c", "2024-01-01T00:00:00Z", "2024-01-01T00:00:01Z")
     assert [r["log"] for r in response.json["log_rows"]] == ["hello"]
+
+
+def test_a_full_redis_gets_503_whose_detail_names_the_cause_and_quotes_no_data(pipeline, own_redis):
+    with redis.Redis.from_url(own_redis.url) as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 1)  # full from now on
+    secret = "\x01secret-line-\u00e9\u2713\x02"
+    response = pipeline.post([{**record(unique("ns"))[0], "log": secret}])
+    assert response.status_code == 503
+    detail = response.json["detail"]
+    assert "maxmemory" in detail and detail.startswith("Redis: OutOfMemoryError")
+    assert "kube-insight:payload" not in detail and "SET" not in detail and "secret" not in detail
+    assert detail.isprintable()
