@@ -250,6 +250,9 @@ def main() -> None:
                               "p99_ms": round(ceiling_load.percentile(0.99), 1),
                               "ratio_front_end_to_ceiling": round(front_load.records_per_s / ceiling_load.records_per_s, 2)}
 
+        # 1b. what "acknowledged" costs: Redis fsyncing its AOF before each reply, or once a second
+        results["durability"] = fsync_policies(redis, front[:front_batches // 2], rounds=3)
+
         if not args.front_only:
             # drain the front-end backlog with two workers (it also warms Cassandra up)
             log("draining the front-end backlog")
@@ -309,6 +312,33 @@ def main() -> None:
     name = "front-only.json" if args.front_only else "latest.json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
+
+
+def fsync_policies(redis, payloads: list[bytes], rounds: int) -> dict:
+    """The front end with Redis at `appendfsync always` and at `everysec`, alternated `rounds` times
+    on the same Redis and API (CONFIG SET between rounds; the stack's own policy is put back)."""
+    original = redis.config_get("appendfsync")["appendfsync"]
+    if redis.config_get("appendonly")["appendonly"] != "yes":
+        raise RuntimeError("the stack's Redis runs without AOF: appendfsync would measure nothing")
+    loads: dict[str, list[Load]] = {"everysec": [], "always": []}
+    try:
+        for _ in range(rounds):
+            for policy in loads:
+                redis.config_set("appendfsync", policy)
+                loads[policy].append(post_all(API_PORT, payloads, 1000, 4))
+    finally:
+        redis.config_set("appendfsync", original)
+    summary = {}
+    for policy, runs in loads.items():
+        rates = sorted(load.records_per_s for load in runs)
+        merged = Load(0, 0.0, 1.0, [latency for load in runs for latency in load.latencies], 0)
+        summary[policy] = {"records_per_s": round(rates[len(rates) // 2]), "min": round(rates[0]),
+                           "max": round(rates[-1]), "p50_ms": round(merged.percentile(0.5), 1),
+                           "p99_ms": round(merged.percentile(0.99), 1),
+                           "errors": sum(load.errors for load in runs)}
+        log(f"front end, appendfsync {policy}: median {summary[policy]['records_per_s']:,} records/s "
+            f"({summary[policy]['min']:,}-{summary[policy]['max']:,}), p99 {summary[policy]['p99_ms']} ms")
+    return summary
 
 
 def wait_until(condition, timeout: float) -> None:
@@ -403,6 +433,9 @@ def print_table(r: dict) -> None:
          f"{fe.get('records_per_s', 0):,} rec/s, {fe.get('mb_per_s')} MB/s, p50 {fe.get('p50_ms')} ms, p99 {fe.get('p99_ms')} ms"),
         ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
     ]
+    for policy, v in r.get("durability", {}).items():
+        rows.append((f"front end, Redis appendfsync {policy} (median of 3, alternated)",
+                     f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("end_to_end", {}).items():
         rows.append((f"end to end, {name.replace('_', ' ')}", f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted)"))
     if bw := r.get("bare_writer"):

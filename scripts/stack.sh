@@ -5,7 +5,7 @@
 #   scripts/stack.sh down    stop everything it started
 #   scripts/stack.sh status  one line per component
 # Pid files and logs: .run/. Ports: REDIS_PORT (6379), CASSANDRA_PORT (9042), PORT (8080),
-# WORKER_METRICS_PORT (9100).
+# WORKER_METRICS_PORT (9100). Redis durability: REDIS_APPENDFSYNC (always; or everysec).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -29,12 +29,14 @@ redis_up() {
     return 0
   fi
   mkdir -p "$run_dir/redis"
-  log "starting Redis on 127.0.0.1:$redis_port (AOF, appendfsync everysec, noeviction)"
-  # A 2xx from the API means the batch is in Redis; AOF with fsync every second bounds what a
-  # Redis crash can lose, and noeviction makes a full Redis refuse writes (503) instead of
-  # evicting queued logs.
+  local fsync=${REDIS_APPENDFSYNC:-always}
+  log "starting Redis on 127.0.0.1:$redis_port (AOF, appendfsync $fsync, noeviction)"
+  # A 2xx from the API means the batch is in Redis. With appendfsync always (the default, see
+  # README "Durability") Redis has it on disk before it answers, so not even a host crash loses an
+  # acknowledged batch; everysec may lose the last second. noeviction makes a full Redis refuse
+  # writes (503) instead of evicting queued logs.
   redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$run_dir/redis" \
-    --appendonly yes --appendfsync everysec --save '' \
+    --appendonly yes --appendfsync "$fsync" --save '' \
     --maxmemory "${REDIS_MAXMEMORY:-2gb}" --maxmemory-policy noeviction \
     --daemonize yes --pidfile "$run_dir/redis.pid" --logfile "$run_dir/redis.log"
   for _ in $(seq 1 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
