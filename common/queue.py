@@ -111,6 +111,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
     """A client whose every call is bounded by the configured timeout (no silent retries)."""
     return redis.Redis.from_url(
         settings.redis_url,
+        password=settings.redis_password or None,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=RedisRetry(NoBackoff(), 0),
