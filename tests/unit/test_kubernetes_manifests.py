@@ -691,6 +691,7 @@ def test_compose_fluent_bit_tails_the_mounted_sample_log(compose, compose_fluent
 def test_compose_fluent_bit_posts_json_to_the_api_service(compose, compose_fluent_bit):
     output = _section(compose_fluent_bit, "OUTPUT", "http")
     assert _one(output, "Host") == "api" and "api" in compose["services"]
+    assert _one(output, "Header") == "Authorization Bearer ${INGEST_TOKEN}"  # from its environment
     assert _one(output, "Port") == str(Settings().port)
     assert _one(output, "URI") == "/write"
     assert _one(output, "Format") == "json"
