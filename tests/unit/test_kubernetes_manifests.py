@@ -604,7 +604,8 @@ def test_fluent_bit_sends_the_ingest_token_the_api_requires(objects, kubernetes_
     """fluent-bit puts ${VAR} from its environment in place; the API must accept what it sends."""
     daemonset = _container(_find(objects, "DaemonSet", "fluent-bit"))
     env = _environment(daemonset, objects)
-    header = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], _one(_section(kubernetes_fluent_bit, "OUTPUT", "http"), "Header"))
+    configured = _one(_section(kubernetes_fluent_bit, "OUTPUT", "http"), "Header")
+    header = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], configured)
     name, _, value = header.partition(" ")
     settings = _settings(objects, API)
     assert env["INGEST_TOKEN"] == settings.ingest_token
