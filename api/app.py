@@ -20,12 +20,14 @@ from common.store import CassandraStore
 
 # Everything that reads logs needs QUERY_TOKEN when one is set.
 QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
+# Profiles show stacks and allocations (log lines among them): as secret as the logs.
+PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
 
 
 def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics) -> falcon.App:
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
-        **{("GET", path): settings.query_token for path in QUERY_PATHS},
+        **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS},
     })
     app = falcon.App(middleware=[RequestMetrics(metrics), auth])
     app.set_error_serializer(serialize_error)
@@ -42,8 +44,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
     app.add_route(OPENAPI_PATH, OpenApiResource(settings))
     if settings.enable_profiling:
         start_heap_tracing()
-        app.add_route("/debug/pprof/profile", CpuProfileResource())
-        app.add_route("/debug/pprof/heap", HeapProfileResource())
+        cpu_path, heap_path = PROFILING_PATHS
+        app.add_route(cpu_path, CpuProfileResource())
+        app.add_route(heap_path, HeapProfileResource())
     return app
 
 

@@ -1,7 +1,8 @@
 """Optional bearer-token authentication: one token for ingest, one for queries.
 
 fluent-bit sends it with `header Authorization Bearer <token>`. Tokens are compared in constant
-time and never logged. The health probe and /metrics stay open for Kubernetes and Prometheus.
+time and never logged. The health probe and /metrics stay open for Kubernetes and Prometheus;
+the profiling routes take the query token.
 """
 
 from __future__ import annotations

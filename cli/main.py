@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from cli import insert_command, query_command
-from common.settings import Settings, SettingsError, add_options, build_settings
+from common.settings import Settings, SettingsError, add_options, build_settings, example_secrets
 
 DESCRIPTION = (
     "Kubernetes pod log service: fluent-bit batches -> Redis queue (RQ) -> Cassandra. Every option "
@@ -59,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kube-insight-logserver {args.command}: {error}", file=sys.stderr)
         return 2
     _configure_logging(settings)
+    for env_name in example_secrets(settings):
+        logging.getLogger("cli").warning("event=example_secret_in_use setting=%s", env_name)
     if args.command == "api":
         from api.server import run_api
 

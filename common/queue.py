@@ -8,6 +8,12 @@ either both or neither when the API answers. This keeps RQ's own zlib-6 compress
 The payload, deleted only once Cassandra holds the batch, is the source of truth: a payload whose
 job is in no queue or registry (RQ can lose track of a job whose worker was killed between taking
 it and marking it started) is queued again by `requeue_orphans`.
+
+Anyone who can write to Redis can write a job hash, and a worker holds the Cassandra credentials:
+jobs are JSON (RQ's default, pickle, runs code while loading), and a worker runs only what
+`check_job` accepts: write_batch on the payload key of the job's own id. Callbacks and webhooks
+named in a hash are ignored (`BatchJob`). A refused job's batch is queued again under a new id
+(`rescue_payload`), so a job of the pickle era (it held only its payload key) loses nothing.
 """
 
 from __future__ import annotations
@@ -24,14 +30,19 @@ import zstandard
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry, Worker
+from rq.exceptions import DeserializationError
 from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.serializers import JSONSerializer
 
 from common.records import LogRow
 from common.settings import Settings
 from common.timestamps import now_ns
 
 JOB_FUNCTION = "workers.jobs.write_batch"
+# Loads data, never code. Jobs written with RQ's default (pickle) are refused, not unpickled.
+JOB_SERIALIZER = JSONSerializer
 PAYLOAD_KEY_PREFIX = "kube-insight:payload:"  # + "<queue name>:<job id>"
 _ZSTD_LEVEL = 1
 # Failed jobs (and their payloads) are kept for operators to requeue; RQ's maximum is a year.
@@ -59,6 +70,30 @@ class QueueUnavailable(Exception):
 
 class QueueFull(Exception):
     """The queue holds more batches than the high-water mark: ingest must back off."""
+
+
+class RefusedJob(Exception):
+    """A job hash this queue did not write: it is not run, and goes to the failed registry."""
+
+
+class BatchJob(Job):
+    """An RQ job whose hash is untrusted input: the callbacks and webhooks it may name are never
+    imported, called or sent (RQ would import any dotted name found there). Ours set none."""
+
+    @property
+    def success_callback(self):
+        return None
+
+    @property
+    def failure_callback(self):
+        return None
+
+    @property
+    def stopped_callback(self):
+        return None
+
+    def send_webhooks(self, status, *, exc_string=None) -> None:
+        return None
 
 
 class _Payload(msgspec.Struct, array_like=True):
@@ -89,6 +124,7 @@ def connect_redis(settings: Settings) -> redis.Redis:
     """A client whose every call is bounded by the configured timeout (no silent retries)."""
     return redis.Redis.from_url(
         settings.redis_url,
+        password=settings.redis_password or None,
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         retry=RedisRetry(NoBackoff(), 0),
@@ -108,7 +144,8 @@ class BatchQueue:
     def __init__(self, connection: redis.Redis, settings: Settings):
         self._redis = connection
         self._settings = settings
-        self.rq_queue = Queue(settings.queue_name, connection=connection)
+        self.rq_queue = Queue(settings.queue_name, connection=connection,
+                              job_class=BatchJob, serializer=JOB_SERIALIZER)
         self._retry_intervals = list(settings.job_retry_intervals)
         self._payload_prefix = f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:"
         # (batches queued, time.monotonic() when read); the mark itself forces a first LLEN.
@@ -160,6 +197,35 @@ class BatchQueue:
         )
 
     # --- consumer side (worker) ---
+
+    def check_job(self, job: Job) -> None:
+        """Raise RefusedJob unless the job is write_batch(<payload key of its own id>), as enqueued
+        here. Reads the job's data with JSON only, and imports nothing."""
+        try:
+            func_name, instance, args, kwargs = job.func_name, job.instance, job.args, job.kwargs
+        except DeserializationError:
+            raise RefusedJob("job data is not JSON (pickled, as RQ writes by default?)") from None
+        own_key = self._payload_prefix + job.id
+        if (func_name != JOB_FUNCTION or instance is not None or kwargs != {}
+                or not isinstance(args, list | tuple) or list(args) != [own_key]):
+            raise RefusedJob(f"only {JOB_FUNCTION}('{self._payload_prefix}<job id>') runs here, "
+                             f"not {str(func_name)[:100]!r} with these arguments")
+
+    def rescue_payload(self, job_id: str) -> str | None:
+        """Queue the batch stored under a refused job's id again, as a new job; its id, or None.
+
+        The payload moves to the new id (RENAME) in the MULTI/EXEC that enqueues the new job, so
+        the refused job, kept in the failed registry, no longer owns it."""
+        old_key = self._payload_prefix + job_id
+        if not self._redis.exists(old_key):
+            return None
+        new_id = uuid.uuid4().hex
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.multi()
+            pipe.rename(old_key, self._payload_prefix + new_id)
+            self._enqueue_job(new_id, pipe)
+            pipe.execute()
+        return new_id
 
     def load_payload(self, payload_key: str) -> QueuedBatch | None:
         data = self._redis.get(payload_key)
@@ -225,7 +291,7 @@ class BatchQueue:
 
     def requeue_failed(self) -> int:
         """Put every failed batch back on the queue (after its cause is fixed)."""
-        registry = FailedJobRegistry(queue=self.rq_queue)
+        registry = self.rq_queue.failed_job_registry  # this queue's job class and serializer
         job_ids = registry.get_job_ids()
         for job_id in job_ids:
             registry.requeue(job_id)

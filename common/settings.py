@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+# Every example secret in deploy/ and docker-compose.yml holds this: a process warns when it runs with one.
+EXAMPLE_SECRET_MARK = "change-me"
 REPLICATION_STRATEGIES = ("SimpleStrategy", "NetworkTopologyStrategy")
 WRITE_MODES = ("batch", "concurrent")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -48,6 +50,7 @@ class Settings:
     query_token: str = dataclasses.field(default="", repr=False)
     # Redis and the queue
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: str = dataclasses.field(default="", repr=False)
     redis_timeout_seconds: float = 1.0
     queue_name: str = "kube-insight-logs"
     queue_high_water_mark: int = 5000
@@ -235,6 +238,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("query_token", "--query-token", "QUERY_TOKEN", _any_text,
            "bearer token GET /query requires (empty: no authentication)", "api", secret=True),
     Option("redis_url", "--redis-url", "REDIS_URL", _redis_url, "Redis holding the queue"),
+    Option("redis_password", "--redis-password", "REDIS_PASSWORD", _any_text,
+           "password Redis requires (its requirepass; one in REDIS_URL wins; empty: none)", secret=True),
     Option("redis_timeout_seconds", "--redis-timeout-seconds", "REDIS_TIMEOUT_SECONDS", _positive_float,
            "bound on every Redis call (connect and command)"),
     Option("queue_name", "--queue-name", "QUEUE_NAME", _text, "RQ queue the batches go through"),
@@ -294,6 +299,12 @@ def _default_text(option: Option) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def example_secrets(settings: Settings) -> list[str]:
+    """Env names of the secrets still holding an example value of the shipped deployment files."""
+    return [o.env for o in OPTIONS
+            if o.secret and EXAMPLE_SECRET_MARK in str(getattr(settings, o.field)).lower()]
 
 
 def options_for(scope: str) -> list[Option]:

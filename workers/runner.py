@@ -10,6 +10,10 @@ while a job runs, so its TTL must outlast the job timeout (minutes). Here a thre
 HEARTBEAT_EVERY_SECONDS during the job, so the TTL can be short and a killed worker's batch is
 retried within HEARTBEAT_TTL_SECONDS plus one maintenance interval. Each maintenance pass also
 queues again any stored batch whose job RQ lost track of (see BatchQueue.requeue_orphans).
+
+A job is run only once BatchQueue.check_job accepted it. A refused one (and a pickled one, which
+RQ cannot read as JSON) goes straight to the failed registry, and its batch, if any, is queued
+again as a new job (BatchQueue.rescue_payload).
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ import time
 
 import redis
 from prometheus_client import start_http_server
+from rq.exceptions import DeserializationError
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 from rq.utils import as_text, current_timestamp
 from rq.worker import SimpleWorker
 
 from common.metrics import WorkerMetrics
-from common.queue import BatchQueue, connect_redis
+from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
 from common.settings import Settings
 from common.store import CassandraStore, StoreUnavailable
 from workers.jobs import JobContext
@@ -79,13 +84,14 @@ class LiveExecutionRegistry(ExecutionRegistry):
         return executions
 
 
-class ContextJob(Job):
+class ContextJob(BatchJob):
     """An RQ job whose function receives the worker's JobContext as its first argument."""
 
     context: JobContext | None = None
     store_was_unavailable = False
 
     def _execute(self):
+        self.context.queue.check_job(self)  # before self.func imports whatever the hash names
         try:
             return self.func(self.context, *self.args, **self.kwargs)
         except StoreUnavailable:
@@ -99,7 +105,8 @@ class ContextJob(Job):
 
 class StoreWorker(SimpleWorker):
     def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 10.0), **kwargs):
-        super().__init__(*args, job_class=ContextJob, **kwargs)
+        super().__init__(*args, job_class=ContextJob, serializer=context.queue.rq_queue.serializer, **kwargs)
+        self.push_exc_handler(self._handle_refused_job)
         self.context = context
         self._store_backoff = store_backoff  # first and longest pause while Cassandra is down
         self._last_plain_beat = -WORKER_BEAT_MIN_INTERVAL_SECONDS
@@ -117,6 +124,21 @@ class StoreWorker(SimpleWorker):
             super().heartbeat(pipeline=pipe)
             pipe.execute()
         self._last_plain_beat = beat_at
+
+    def _handle_refused_job(self, job: Job, exc_type, exc_value, traceback) -> bool:
+        """RQ exception handler: a refused job is not retried (it would be refused again), and the
+        batch stored under its id is queued again as a new job."""
+        if not issubclass(exc_type, RefusedJob | DeserializationError):
+            return True
+        job.retries_left = 0
+        reason = exc_value if isinstance(exc_value, RefusedJob) else "job data is not JSON (pickled?)"
+        try:
+            rescued = self.context.queue.rescue_payload(job.id)
+        except redis.RedisError as error:  # the batch stays with the failed job: requeue_failed retries this
+            log.error("event=job_refused job=%s reason=%s rescue_failed=%s", job.id, reason, error)
+            return True
+        log.warning("event=job_refused job=%s reason=%s batch_requeued_as=%s", job.id, reason, rescued or "-")
+        return True
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()

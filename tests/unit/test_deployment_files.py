@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cli.main import _parser
-from common.settings import OPTIONS, Settings, build_settings
+from common.settings import OPTIONS, Settings, build_settings, example_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -79,11 +79,24 @@ def _exec_form(arguments: str) -> list[str]:
     return value
 
 
-def _environment(service: dict) -> dict[str, str]:
+def _interpolate(value: str, shell_env: dict[str, str]) -> str:
+    """Compose's ${VAR:-default} (unset or empty), ${VAR-default} (unset), ${VAR} and $$."""
+    def one(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, default = match.group(1), match.group(2), match.group(3) or ""
+        if name not in shell_env or (operator == ":-" and not shell_env[name]):
+            return default
+        return shell_env[name]
+    return re.sub(r"\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}", one, value)
+
+
+def _environment(service: dict, shell_env: dict[str, str] | None = None) -> dict[str, str]:
+    """A service's environment as compose hands it over, for `docker compose up` run in shell_env."""
     env = service.get("environment") or {}
     if isinstance(env, list):
-        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    return {key: "" if value is None else str(value) for key, value in env.items()}
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {key: _interpolate("" if value is None else str(value), shell_env or {}) for key, value in env.items()}
 
 
 def _command(service: dict) -> list[str]:
@@ -236,3 +249,71 @@ def test_dockerfile_copies_what_the_package_build_needs(dockerfile, pyproject):
             copied.update(part.rstrip("/") for part in arguments.split()[:-1])
     packages = {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert {"pyproject.toml", pyproject["project"]["readme"]} | packages <= copied
+
+
+# --- docker-compose.yml: secrets and networks ---
+
+
+def _networks(service: dict) -> set[str]:
+    networks = service.get("networks") or ["default"]
+    return set(networks) if isinstance(networks, list) else set(networks)
+
+
+def _redis_flags(compose: dict, shell_env: dict[str, str]) -> dict[str, str]:
+    command = [_interpolate(part, shell_env) for part in _command(compose["services"]["redis"])]
+    return dict(zip(command[1::2], command[2::2]))
+
+
+def test_compose_redis_requires_the_password_api_and_worker_use(compose):
+    password = _redis_flags(compose, {})["--requirepass"]
+    assert password
+    for service in OUR_SERVICES:
+        assert build_settings({}, _environment(compose["services"][service]), scope=service).redis_password == password
+
+
+def test_compose_redis_password_is_taken_from_the_environment(compose):
+    shell = {"REDIS_PASSWORD": "my-own"}
+    assert _redis_flags(compose, shell)["--requirepass"] == "my-own"
+    assert _environment(compose["services"]["worker"], shell)["REDIS_PASSWORD"] == "my-own"
+
+
+def test_compose_redis_healthcheck_authenticates(compose):
+    redis = compose["services"]["redis"]
+    test = redis["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    assert _interpolate(test[1], {}) == 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'
+    assert _environment(redis)["REDIS_PASSWORD"] == _redis_flags(compose, {})["--requirepass"]
+
+
+def test_compose_api_requires_both_tokens_and_the_defaults_are_marked_as_examples(compose):
+    settings = build_settings({}, _environment(compose["services"]["api"]), scope="api")
+    assert settings.ingest_token and settings.query_token
+    assert example_secrets(settings) == ["INGEST_TOKEN", "QUERY_TOKEN", "REDIS_PASSWORD"]
+
+
+def test_compose_tokens_are_turned_off_by_an_empty_variable(compose):
+    shell = {"INGEST_TOKEN": "", "QUERY_TOKEN": ""}
+    settings = build_settings({}, _environment(compose["services"]["api"], shell), scope="api")
+    assert (settings.ingest_token, settings.query_token) == ("", "")
+
+
+def test_compose_fluent_bit_gets_the_ingest_token_of_the_api(compose):
+    for shell in ({}, {"INGEST_TOKEN": "mine"}):
+        fluent_bit = _environment(compose["services"]["fluent-bit"], shell)
+        assert fluent_bit["INGEST_TOKEN"] == _environment(compose["services"]["api"], shell)["INGEST_TOKEN"]
+
+
+def test_compose_only_api_and_worker_share_a_network_with_redis_and_cassandra(compose):
+    services = compose["services"]
+    for dependency in ("redis", "cassandra"):
+        neighbours = {name for name, service in services.items()
+                      if name != dependency and _networks(service) & _networks(services[dependency])}
+        assert neighbours == {"api", "worker"}, dependency
+        assert all(compose["networks"][n].get("internal") for n in _networks(services[dependency]))
+
+
+def test_compose_fluent_bit_reaches_only_the_api(compose):
+    services = compose["services"]
+    neighbours = {name for name, service in services.items()
+                  if name != "fluent-bit" and _networks(service) & _networks(services["fluent-bit"])}
+    assert neighbours == {"api"}

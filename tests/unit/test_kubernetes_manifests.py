@@ -8,6 +8,7 @@ tests/integration/test_promtool.py runs promtool on deploy/prometheus/.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from prometheus_client import generate_latest
 from cli.main import _parser
 from common.metrics import ApiMetrics, WorkerMetrics
 from common.queue import BatchQueue, QueueStatus
-from common.settings import OPTIONS, Settings, build_settings
+from common.settings import EXAMPLE_SECRET_MARK, OPTIONS, Settings, build_settings, example_secrets
 from tests.unit.api_harness import FakeStore, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,15 +93,28 @@ def _env_names(container: dict, objects: list[dict]) -> set[str]:
     return names
 
 
+def _secret_value(objects: list[dict], ref: dict) -> str:
+    return _find(objects, "Secret", ref["name"])["stringData"][ref["key"]]
+
+
 def _environment(container: dict, objects: list[dict]) -> dict[str, str]:
-    """The variables the container starts with (optional Secrets left unset, as by default)."""
+    """The variables the container starts with: ConfigMaps, values, and the Secrets shipped here
+    (optional Secrets that are not, like cassandra-credentials, left unset, as by default)."""
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
         env.update(_find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
     for entry in container.get("env", []):
         if "value" in entry:
             env[entry["name"]] = str(entry["value"])
+        ref = entry.get("valueFrom", {}).get("secretKeyRef")
+        if ref and not ref.get("optional"):
+            env[entry["name"]] = _secret_value(objects, ref)
     return env
+
+
+def _secret_ref(container: dict, name: str) -> dict:
+    (entry,) = [e for e in container.get("env", []) if e["name"] == name]
+    return entry["valueFrom"]["secretKeyRef"]
 
 
 def _settings(objects: list[dict], deployment: str) -> Settings:
@@ -290,6 +304,16 @@ def test_our_containers_use_the_redis_service(objects, deployment):
 # --- the API ---
 
 
+def test_the_api_requires_both_tokens_from_the_secret(objects):
+    settings = _settings(objects, API)
+    assert settings.ingest_token and settings.query_token and settings.ingest_token != settings.query_token
+    headers = {"Authorization": f"Bearer {settings.query_token}"}
+    query = {"namespace": "n", "pod_name": "p", "container_name": "c",
+             "start_time": "2024-01-01T00:00:00Z", "end_time": "2024-01-01T01:00:00Z"}
+    assert build(settings).client.simulate_get("/query", params=query).status_code == 401
+    assert build(settings).client.simulate_get("/query", params=query, headers=headers).status_code == 200
+
+
 def test_api_service_exposes_the_api_port(objects):
     service = _find(objects, "Service", API)
     container = _container(_find(objects, "Deployment", API))
@@ -399,6 +423,14 @@ def test_keda_scales_on_a_positive_list_length(redis_trigger):
     assert int(redis_trigger["listLength"]) > 0
 
 
+def test_keda_authenticates_to_redis_with_the_secret(objects, scaled_object):
+    (trigger,) = scaled_object["spec"]["triggers"]
+    authentication = _find(objects, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    (target,) = authentication["spec"]["secretTargetRef"]
+    assert target["parameter"] == "password"
+    assert _secret_value(objects, target) == _settings(objects, WORKER).redis_password
+
+
 def test_keda_keeps_at_least_one_worker(scaled_object):
     # Workers run RQ's scheduler, which puts retried batches back on the list KEDA watches.
     assert scaled_object["spec"]["minReplicaCount"] >= 1
@@ -431,11 +463,110 @@ def test_redis_maxmemory_fits_in_its_memory_limit(objects):
     assert 0 < maxmemory < int(number) * {"Mi": 2**20, "Gi": 2**30}[unit]
 
 
+def test_redis_requires_the_password_of_the_secret(objects):
+    redis = _container(_find(objects, "StatefulSet", "redis"))
+    assert _redis_flags(objects)["--requirepass"] == "$(REDIS_PASSWORD)"  # expanded by Kubernetes
+    assert _environment(redis, objects)["REDIS_PASSWORD"] == _settings(objects, WORKER).redis_password != ""
+
+
+def test_redis_readiness_probe_authenticates_with_the_password(objects):
+    command = _container(_find(objects, "StatefulSet", "redis"))["readinessProbe"]["exec"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping' in command[2] and "PONG" in command[2]
+
+
+@pytest.mark.parametrize("deployment", OUR_DEPLOYMENTS)
+def test_api_and_worker_get_the_redis_password_from_the_secret(objects, deployment):
+    ref = _secret_ref(_container(_find(objects, "Deployment", deployment)), "REDIS_PASSWORD")
+    assert not ref.get("optional")
+    assert _settings(objects, deployment).redis_password == _secret_value(objects, ref) != ""
+
+
+def test_the_shipped_secrets_are_example_values_the_processes_warn_about(objects):
+    secret = _find(objects, "Secret", "logserver-secrets")
+    assert set(secret["stringData"]) == {"REDIS_PASSWORD", "INGEST_TOKEN", "QUERY_TOKEN"}
+    assert all(EXAMPLE_SECRET_MARK in value.lower() for value in secret["stringData"].values())
+    assert example_secrets(_settings(objects, API)) == ["INGEST_TOKEN", "QUERY_TOKEN", "REDIS_PASSWORD"]
+
+
 def test_redis_data_is_on_a_persistent_volume_claim(objects):
     statefulset = _find(objects, "StatefulSet", "redis")
     claims = {claim["metadata"]["name"] for claim in statefulset["spec"]["volumeClaimTemplates"]}
     mounts = {m["mountPath"]: m["name"] for m in _container(statefulset)["volumeMounts"]}
     assert mounts["/data"] in claims
+
+
+# --- NetworkPolicies ---
+
+QUERIER_LABEL = {"kube-insight.io/querier": "true"}
+PROMETHEUS_LABEL = {"app.kubernetes.io/name": "prometheus"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pod:
+    name: str
+    namespace: str
+    labels: dict
+
+
+def _pods(objects: list[dict]) -> list[Pod]:
+    """Every pod the manifests run, and pods elsewhere that may knock: labelled ones and strangers."""
+    ours = [Pod(w["metadata"]["name"], w["metadata"]["namespace"], w["spec"]["template"]["metadata"]["labels"])
+            for w in _workloads(objects)]
+    return ours + [
+        Pod("querier", "ops", QUERIER_LABEL),
+        Pod("prometheus", "monitoring", PROMETHEUS_LABEL),
+        Pod("keda-operator", "keda", {"app": "keda-operator"}),
+        Pod("stranger-next-door", _namespace(objects), {"app": "something-else"}),
+        Pod("stranger", "default", {}),
+    ]
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels is evaluated here"
+    return all(labels.get(key) == value for key, value in selector.get("matchLabels", {}).items())
+
+
+def _admits(objects: list[dict], target: Pod, source: Pod, port: int) -> bool:
+    """NetworkPolicy ingress semantics: no policy selects the pod -> open; else any rule admits."""
+    policies = [p for p in objects if p["kind"] == "NetworkPolicy" and p["metadata"]["namespace"] == target.namespace
+                and _selects(p["spec"]["podSelector"], target.labels) and "Ingress" in p["spec"]["policyTypes"]]
+    if not policies:
+        return True
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            if rule.get("ports") and port not in [p["port"] for p in rule["ports"]]:
+                continue
+            for peer in rule.get("from", []):
+                namespaces = peer.get("namespaceSelector")
+                in_namespace = (source.namespace == target.namespace if namespaces is None
+                                else _selects(namespaces, {"kubernetes.io/metadata.name": source.namespace}))
+                if in_namespace and _selects(peer.get("podSelector", {}), source.labels):
+                    return True
+    return False
+
+
+def _reaching(objects: list[dict], workload: str, port: int) -> set[str]:
+    (target,) = [pod for pod in _pods(objects) if pod.name == workload]
+    return {source.name for source in _pods(objects) if source is not target and _admits(objects, target, source, port)}
+
+
+def test_only_the_api_the_workers_and_keda_reach_redis(objects):
+    port = urlsplit(_settings(objects, WORKER).redis_url).port
+    assert _reaching(objects, "redis", port) == {API, WORKER, "keda-operator"}
+
+
+def test_only_fluent_bit_queriers_and_prometheus_reach_the_api(objects):
+    assert _reaching(objects, API, _settings(objects, API).port) == {"fluent-bit", "querier", "prometheus"}
+
+
+def test_only_prometheus_reaches_the_workers_metrics(objects):
+    assert _reaching(objects, WORKER, _settings(objects, WORKER).worker_metrics_port) == {"prometheus"}
+
+
+def test_the_querier_label_is_documented():
+    (key, value), = QUERIER_LABEL.items()
+    assert f"{key}: \"{value}\"" in (KUBERNETES / "README.md").read_text()
 
 
 # --- fluent-bit in Kubernetes ---
@@ -467,6 +598,21 @@ def test_fluent_bit_posts_json_to_the_api_service(objects, kubernetes_fluent_bit
     assert _one(output, "Format") == "json"
     assert _one(output, "json_date_key") == "date"
     assert _one(output, "json_date_format") in ("double", "iso8601")
+
+
+def test_fluent_bit_sends_the_ingest_token_the_api_requires(objects, kubernetes_fluent_bit):
+    """fluent-bit puts ${VAR} from its environment in place; the API must accept what it sends."""
+    daemonset = _container(_find(objects, "DaemonSet", "fluent-bit"))
+    env = _environment(daemonset, objects)
+    configured = _one(_section(kubernetes_fluent_bit, "OUTPUT", "http"), "Header")
+    header = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], configured)
+    name, _, value = header.partition(" ")
+    settings = _settings(objects, API)
+    assert env["INGEST_TOKEN"] == settings.ingest_token
+    record = [{"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0}]
+    client = build(settings).client
+    assert client.simulate_post("/write", json=record).status_code == 401
+    assert client.simulate_post("/write", json=record, headers={name: value}).status_code == 200
 
 
 def test_fluent_bit_retries_without_limit_and_never_discards_its_buffer(kubernetes_fluent_bit):
@@ -546,6 +692,7 @@ def test_compose_fluent_bit_tails_the_mounted_sample_log(compose, compose_fluent
 def test_compose_fluent_bit_posts_json_to_the_api_service(compose, compose_fluent_bit):
     output = _section(compose_fluent_bit, "OUTPUT", "http")
     assert _one(output, "Host") == "api" and "api" in compose["services"]
+    assert _one(output, "Header") == "Authorization Bearer ${INGEST_TOKEN}"  # from its environment
     assert _one(output, "Port") == str(Settings().port)
     assert _one(output, "URI") == "/write"
     assert _one(output, "Format") == "json"

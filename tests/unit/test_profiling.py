@@ -52,3 +52,26 @@ def test_a_profile_longer_than_a_minute_is_refused():
     response = build(Settings(enable_profiling=True)).client.simulate_get(
         "/debug/pprof/profile", params={"seconds": "600"})
     assert response.status_code == 400
+
+
+PROFILING_PATHS = ["/debug/pprof/profile?seconds=0.01", "/debug/pprof/heap"]
+
+
+def get(app_settings, path, headers=None):
+    route, _, query = path.partition("?")
+    return build(app_settings).client.simulate_get(route, query_string=query, headers=headers or {})
+
+
+@pytest.mark.parametrize("path", PROFILING_PATHS)
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer in-secret"}], ids=["no token", "ingest token"])
+def test_with_a_query_token_set_profiling_without_it_gets_401(path, headers):
+    settings = Settings(enable_profiling=True, ingest_token="in-secret", query_token="q-secret")
+    response = get(settings, path, headers)
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("path", PROFILING_PATHS)
+def test_with_a_query_token_set_profiling_with_it_answers(path):
+    settings = Settings(enable_profiling=True, query_token="q-secret")
+    assert get(settings, path, {"Authorization": "Bearer q-secret"}).status_code == 200

@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from common.settings import OPTIONS, Settings, SettingsError, add_options, build_settings
+from common.queue import connect_redis
+from common.settings import OPTIONS, Settings, SettingsError, add_options, build_settings, example_secrets
 
 # One value each option cannot run with. Username and password accept any text, so they have none.
 BAD_VALUES = {
@@ -48,7 +49,7 @@ BAD_VALUES = {
     "maintenance_interval_seconds": "4",
     "log_level": "VERBOSE",
 }
-FREE_TEXT = {"ingest_token", "query_token", "cassandra_username", "cassandra_password"}
+FREE_TEXT = {"ingest_token", "query_token", "redis_password", "cassandra_username", "cassandra_password"}
 VALIDATED = [o for o in OPTIONS if o.field not in FREE_TEXT]
 
 
@@ -273,6 +274,21 @@ def test_a_username_and_password_together_are_accepted_and_the_password_is_not_p
     settings = build_settings(env={"CASSANDRA_USERNAME": "logs", "CASSANDRA_PASSWORD": "s3cret"})
     assert (settings.cassandra_username, settings.cassandra_password) == ("logs", "s3cret")
     assert "s3cret" not in repr(settings)
+
+
+def test_the_redis_password_reaches_the_client_and_is_not_printed():
+    settings = build_settings(env={"REDIS_PASSWORD": "r3dis-s3cret"}, scope="worker")
+    assert connect_redis(settings).connection_pool.connection_kwargs["password"] == "r3dis-s3cret"
+    assert "r3dis-s3cret" not in repr(settings)
+
+
+def test_without_a_redis_password_the_client_sends_none():
+    assert connect_redis(Settings()).connection_pool.connection_kwargs["password"] is None
+
+
+def test_example_secrets_from_the_shipped_files_are_named_for_a_warning():
+    settings = Settings(redis_password="CHANGE-ME-redis", query_token="q-token-of-my-own")
+    assert example_secrets(settings) == ["REDIS_PASSWORD"]
 
 
 def test_settings_error_is_a_value_error():
