@@ -201,9 +201,19 @@ def test_compose_redis_keeps_queued_batches(compose):
     assert command[0] == "redis-server"
     flags = dict(zip(command[1::2], command[2::2]))
     assert flags["--appendonly"] == "yes"
-    assert flags["--appendfsync"] == "everysec"
     assert flags["--maxmemory-policy"] == "noeviction"
     assert flags.get("--maxmemory"), "noeviction only takes effect with a maxmemory limit"
+
+
+def test_compose_redis_fsyncs_every_acknowledged_batch_unless_told_otherwise(compose):
+    command = _command(compose["services"]["redis"])
+    policy = dict(zip(command[1::2], command[2::2]))["--appendfsync"]
+    assert policy == "${REDIS_APPENDFSYNC:-always}"
+
+
+def test_the_local_stack_fsyncs_every_acknowledged_batch_unless_told_otherwise():
+    assert '--appendfsync "$fsync"' in (ROOT / "scripts" / "stack.sh").read_text()
+    assert "fsync=${REDIS_APPENDFSYNC:-always}" in (ROOT / "scripts" / "stack.sh").read_text()
 
 
 @pytest.mark.parametrize("service,mount", [("redis", "/data"), ("cassandra", "/var/lib/cassandra")])

@@ -441,16 +441,26 @@ def test_keda_keeps_at_least_one_worker(scaled_object):
 
 
 def _redis_flags(objects) -> dict[str, str]:
-    args = _container(_find(objects, "StatefulSet", "redis"))["args"]
+    """redis-server's flags as Kubernetes runs them: $(VAR) replaced by a ConfigMap value."""
+    container = _container(_find(objects, "StatefulSet", "redis"))
+    args = container["args"]
     assert args[0] == "redis-server"
+    from_config_maps = {
+        env["name"]: _find(objects, "ConfigMap", ref["name"])["data"][ref["key"]]
+        for env in container.get("env", []) if (ref := env.get("valueFrom", {}).get("configMapKeyRef"))
+    }
+    args = [re.sub(r"\$\((\w+)\)", lambda m: from_config_maps.get(m[1], m[0]), arg) for arg in args]
     return dict(zip(args[1::2], args[2::2]))
 
 
 def test_redis_keeps_queued_batches(objects):
     flags = _redis_flags(objects)
     assert flags["--appendonly"] == "yes"
-    assert flags["--appendfsync"] == "everysec"
     assert flags["--maxmemory-policy"] == "noeviction"
+
+
+def test_redis_fsyncs_every_acknowledged_batch_by_default(objects):
+    assert _redis_flags(objects)["--appendfsync"] == "always"
 
 
 def test_redis_maxmemory_fits_in_its_memory_limit(objects):
