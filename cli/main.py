@@ -66,9 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_api(settings)
     elif args.command == "worker":
+        from common.store import StoreConfigError
         from workers.runner import run_worker
 
-        run_worker(settings)
+        try:
+            run_worker(settings)
+        except StoreConfigError as error:
+            print(f"kube-insight-logserver worker: {error}", file=sys.stderr)
+            return 2
     else:
         from common.queue import BatchQueue, QueueUnavailable, connect_redis
 

@@ -68,6 +68,12 @@ def index_ttl_seconds(settings: Settings) -> int:
     return settings.cassandra_ttl_seconds + settings.cassandra_bucket_seconds + INDEX_REFRESH_SECONDS
 
 
+def alter_default_ttl(keyspace: str, table: str, ttl_seconds: int) -> str:
+    """The DDL that gives an existing table another default TTL (rows already written keep theirs).
+    The log table's compaction window follows the bucket size, which a keyspace never changes."""
+    return f"ALTER TABLE {keyspace}.{table} WITH default_time_to_live = {ttl_seconds}"
+
+
 def create_stream_index_table(settings: Settings) -> str:
     """Which pod containers had lines in which bucket of a namespace (discovery, whole-pod reads)."""
     return f"""

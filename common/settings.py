@@ -263,7 +263,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cassandra_bucket_seconds", "--cassandra-bucket-seconds", "CASSANDRA_BUCKET_SECONDS",
            _int(60, 7 * 86400), "time span of one partition (bounds partition size); fixed per table"),
     Option("cassandra_ttl_seconds", "--cassandra-ttl-seconds", "CASSANDRA_TTL_SECONDS", _int(0),
-           "default TTL of log rows when the table is created (0: keep forever)"),
+           "default TTL of log rows (0: keep forever); a change is applied to the existing tables at start"),
     Option("cassandra_timeout_seconds", "--cassandra-timeout-seconds", "CASSANDRA_TIMEOUT_SECONDS",
            _positive_float, "client-side timeout of one Cassandra request"),
     Option("cassandra_write_mode", "--cassandra-write-mode", "CASSANDRA_WRITE_MODE", _choice(WRITE_MODES),

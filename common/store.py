@@ -2,7 +2,16 @@
 
 One `CassandraStore` holds one driver Cluster/Session for the whole process (create it after any
 fork: the driver does not survive one). It connects lazily, so an API can start before Cassandra
-and ingest meanwhile; every driver failure leaves here as `StoreUnavailable`.
+and ingest meanwhile. A driver failure leaves here as one of:
+
+- `StoreUnavailable`: an outage or a transient refusal (unavailable at the consistency level,
+  timeouts, overload): not the batch's fault, a later attempt may succeed;
+- `WriteRefused`: Cassandra refuses the write itself (e.g. an invalid request); a retry is unlikely
+  to help but may after an operator's fix;
+- `BatchNeverWritable`: a row too large for Cassandra even alone. A request too large as a whole
+  is split in halves and written in pieces first.
+- `StoreConfigError`: the settings disagree with the existing schema; remembered, so a process
+  never builds another Cluster for it.
 """
 
 from __future__ import annotations
@@ -16,10 +25,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 
-from cassandra import ConsistencyLevel, DriverException, RequestExecutionException
+from cassandra import (ConsistencyLevel, DriverException, FunctionFailure, InvalidRequest, RequestExecutionException,
+                       RequestValidationException)
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
+from cassandra.protocol import ErrorMessage
+from cassandra.protocol import RequestValidationException as ValidationErrorMessage
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
@@ -30,9 +42,16 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# Cassandra refuses batches above batch_size_fail_threshold (50 KiB by default); stay well below.
+# The estimated request size a line batch is filled to. Cassandra 5 applies batch_size_fail_threshold
+# (50 KiB by default) only to batches spanning partitions, never to these single-partition ones;
+# what it does refuse is a request above native_transport_max_message_size or a mutation above
+# max_mutation_size (16 MiB each by default): such a batch is split (see _send).
 BATCH_BYTES_LIMIT = 40 * 1024
+# A batched INSERT's own bytes besides its text values: statement kind, query id, 12 value lengths,
+# the three bigints.
 _ROW_OVERHEAD_BYTES = 96
+# A map entry's bytes besides its key and value (two 4-byte lengths).
+_LABEL_OVERHEAD_BYTES = 8
 # Longest pause between attempts to reach a Cassandra node that went down (the driver's default is 600 s).
 RECONNECT_MAX_DELAY_SECONDS = 5.0
 # Index entries a process remembers having written before it forgets them all and starts over.
@@ -43,8 +62,18 @@ class StoreUnavailable(Exception):
     """Cassandra did not answer, or answered with an error that a later retry may not see."""
 
 
-class StoreConfigError(Exception):
-    """The existing schema disagrees with the settings (e.g. another bucket size)."""
+class StoreConfigError(StoreUnavailable):
+    """The existing schema disagrees with the settings (e.g. another bucket size): the message says
+    which setting to change. A StoreUnavailable, so the API answers 503 with it wherever it needs
+    Cassandra; a worker stops on it instead (workers.runner)."""
+
+
+class WriteRefused(Exception):
+    """Cassandra refused a write for a reason of its own (not an outage, not its size)."""
+
+
+class BatchNeverWritable(Exception):
+    """A row of the batch is too large for Cassandra even in a request of its own."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +86,20 @@ class QueryResult:
 Bound = tuple[int, int]  # (ts_ns, line_id)
 
 
-_DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, OSError)
+_DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, ErrorMessage, OSError)
+# What Cassandra 5.0 answers for a request or mutation too large (InvalidRequest, code 0x2200):
+# "CQL Message of size N bytes exceeds allowed maximum of M bytes", "Mutation of N bytes is too
+# large for the maximum size of M", and for a batch across partitions "Batch too large".
+_TOO_LARGE_MARKERS = ("too large", "exceeds allowed maximum")
+
+
+def is_too_large(error: BaseException) -> bool:
+    return isinstance(error, InvalidRequest) and any(marker in str(error) for marker in _TOO_LARGE_MARKERS)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """Cassandra understood the request and will not run it as it is (not an outage)."""
+    return isinstance(error, (RequestValidationException, ValidationErrorMessage, FunctionFailure))
 
 
 class CassandraStore:
@@ -67,6 +109,7 @@ class CassandraStore:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._statements: dict[str, PreparedStatement] = {}
+        self._config_error: StoreConfigError | None = None
         # Index entries this process wrote, and when (monotonic): rewritten after INDEX_REFRESH_SECONDS.
         self._indexed: dict[tuple, float] = {}
 
@@ -77,12 +120,19 @@ class CassandraStore:
         if self._session is not None:
             return self._session
         with self._lock:
+            if self._config_error is not None:
+                raise self._config_error
             if self._session is None:
                 try:
                     self._open()
-                except _DRIVER_ERRORS as error:
+                except BaseException as error:
                     self._close_cluster()
-                    raise StoreUnavailable(f"cannot connect to Cassandra: {_describe(error)}") from error
+                    if isinstance(error, StoreConfigError):
+                        self._config_error = error  # settings cannot change in a running process
+                        log.error("event=store_config_error error=%s", error)
+                    if isinstance(error, _DRIVER_ERRORS):
+                        raise StoreUnavailable(f"cannot connect to Cassandra: {_describe(error)}") from error
+                    raise
         return self._session  # type: ignore[return-value]
 
     def _open(self) -> None:
@@ -151,6 +201,28 @@ class CassandraStore:
             if table not in existing:
                 session.execute(create(s), timeout=ddl_timeout)
         self._check_bucket_size(session)
+        self._apply_ttl(session, ddl_timeout)
+
+    def _apply_ttl(self, session: Session, ddl_timeout: float) -> None:
+        """Bring the tables' default TTL to the settings' (CASSANDRA_TTL_SECONDS, and the index
+        tables' derived from it): a changed setting takes effect on every line written from now on
+        (a line keeps the TTL it was written with)."""
+        s = self._settings
+        wanted = {
+            schema.LOG_TABLE: s.cassandra_ttl_seconds,
+            schema.STREAM_INDEX_TABLE: schema.index_ttl_seconds(s),
+            schema.NAMESPACE_INDEX_TABLE: schema.index_ttl_seconds(s),
+        }
+        current = session.execute(
+            "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s",
+            (s.cassandra_keyspace,),
+        )
+        for table, ttl in current:
+            if table in wanted and ttl != wanted[table]:
+                session.execute(schema.alter_default_ttl(s.cassandra_keyspace, table, wanted[table]),
+                                timeout=ddl_timeout)
+                log.warning("event=schema_changed table=%s.%s option=default_time_to_live old=%d new=%d",
+                            s.cassandra_keyspace, table, ttl, wanted[table])
 
     def _check_bucket_size(self, session: Session) -> None:
         s = self._settings
@@ -165,7 +237,7 @@ class CassandraStore:
             raise StoreConfigError(
                 f"keyspace {s.cassandra_keyspace} stores logs in {row[0]}-second buckets; "
                 f"CASSANDRA_BUCKET_SECONDS={s.cassandra_bucket_seconds} would misplace rows. "
-                f"Set it to {row[0]} or use another keyspace."
+                f"Set CASSANDRA_BUCKET_SECONDS={row[0]}, or CASSANDRA_KEYSPACE to another keyspace."
             )
 
     def close(self) -> None:
@@ -193,20 +265,47 @@ class CassandraStore:
         session = self.connect()
         by_partition = self._params_by_partition(rows)
         index_entries = self._unindexed(by_partition)
-        try:
-            if self._settings.cassandra_write_mode == "batch":
-                self._write_batches(session, by_partition, self._index_statements(index_entries))
-            else:
-                params = [p for partition in by_partition.values() for p in partition]
-                execute_concurrent(
-                    session,
-                    [(self._statements["insert"], p) for p in params] + self._index_statements(index_entries),
-                    concurrency=self._settings.cassandra_write_concurrency, raise_on_first_error=True,
-                )
-        except _DRIVER_ERRORS as error:
-            raise StoreUnavailable(f"write failed: {_describe(error)}") from error
+        if self._settings.cassandra_write_mode == "batch":
+            requests = [(batch, (), params) for partition in by_partition.values()
+                        for batch, params in self._batches(partition)]
+        else:
+            insert = self._statements["insert"]
+            requests = [(insert, p, [p]) for partition in by_partition.values() for p in partition]
+        requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
+        self._send(session, requests)
         self._remember_indexed(index_entries)
         return len(by_partition)
+
+    def _send(self, session: Session, requests: list[tuple]) -> None:
+        """Run every (statement, parameters, line rows or None) request concurrently. A request
+        Cassandra finds too large is split in halves, and the halves sent, until each is small
+        enough or a single row, which can never be written."""
+        while requests:
+            try:
+                outcomes = execute_concurrent(
+                    session, [(statement, params) for statement, params, _ in requests],
+                    concurrency=self._settings.cassandra_write_concurrency, raise_on_first_error=False,
+                )
+            except _DRIVER_ERRORS as error:
+                raise StoreUnavailable(f"write failed: {_describe(error)}") from error
+            failures = [(rows, error) for (_, _, rows), (ok, error) in zip(requests, outcomes) if not ok]
+            too_large = [(rows, error) for rows, error in failures if rows is not None and is_too_large(error)]
+            others = [error for rows, error in failures if rows is None or not is_too_large(error)]
+            # An outage's failure first: the whole batch is tried again later, at no cost to its retries.
+            for error in sorted(others, key=is_refusal):
+                if is_refusal(error):
+                    raise WriteRefused(f"Cassandra refused the write: {_describe(error)}") from error
+                if isinstance(error, _DRIVER_ERRORS):
+                    raise StoreUnavailable(f"write failed: {_describe(error)}") from error
+                raise error
+            requests = []
+            for rows, error in too_large:
+                if len(rows) == 1:
+                    raise BatchNeverWritable(_never_writable(rows[0], error)) from error
+                half = len(rows) // 2
+                log.warning("event=write_split rows=%d into=%d+%d error=%s", len(rows), half, len(rows) - half,
+                            _describe(error))
+                requests += [(self._batch(rows[:half]), (), rows[:half]), (self._batch(rows[half:]), (), rows[half:])]
 
     def _unindexed(self, by_partition: dict[tuple, list[tuple]]) -> list[tuple]:
         """The partitions (namespace, pod, container, bucket) whose index entries this process has
@@ -252,62 +351,63 @@ class CassandraStore:
             ))
         return groups
 
-    def _write_batches(
-        self, session: Session, by_partition: dict[tuple, list[tuple]], extra_statements: list[tuple],
-    ) -> None:
-        """One UNLOGGED batch per partition (several when large), sent concurrently.
+    def _batches(self, params: list[tuple]) -> Iterator[tuple[BatchStatement, list[tuple]]]:
+        """One partition's rows as UNLOGGED batches of about BATCH_BYTES_LIMIT each (estimated
+        from the text values' lengths: log, stream, metadata, labels and partition key), with the
+        rows of each."""
+        key_bytes = sum(len(value) for value in params[0][:3])
+        start, size, last_meta, meta_bytes = 0, 0, None, 0
+        for end, p in enumerate(params):
+            if p[8:] != last_meta:
+                last_meta = p[8:]
+                meta_bytes = _text_bytes(p[8]) + _text_bytes(p[9]) + _text_bytes(p[10]) + _labels_bytes(p[11])
+            row_bytes = _ROW_OVERHEAD_BYTES + key_bytes + len(p[6]) + _text_bytes(p[7]) + meta_bytes
+            if end > start and size + row_bytes > BATCH_BYTES_LIMIT:
+                yield self._batch(params[start:end]), params[start:end]
+                start, size = end, 0
+            size += row_bytes
+        yield self._batch(params[start:]), params[start:]
+
+    def _batch(self, params: list[tuple]) -> BatchStatement:
+        """One UNLOGGED batch of one partition's rows.
 
         Binding a row through the driver (BatchStatement.add(prepared, params)) costs ~10 µs, most
-        of it per column; it was the worker's largest cost. So only each batch's first row is bound
+        of it per column; it was the worker's largest cost. So only the batch's first row is bound
         by the driver (which also gives the batch its routing key); the others are added with the
         bytes the driver would bind, made by the same column types' serializers: the partition key
-        once per partition, the pod's metadata (host, pod_id, docker_id, labels) once per change,
-        the stream once per value, ts_ns, line_id and log per row.
+        once, the pod's metadata (host, pod_id, docker_id, labels) once per change, the stream once
+        per value, ts_ns, line_id and log per row.
         """
         insert = self._statements["insert"]
         version = insert.protocol_version
         serialize = [column.type.serialize for column in insert.column_metadata]
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.add(insert, params[0])
         # Pre-serialized values need protocol v4+ (UNSET) and no column encryption; else the driver binds.
         add_serialized = getattr(BatchStatement, "_add_statement_and_params", None)
-        driver_binds_all = (
-            add_serialized is None or version < 4 or insert.column_encryption_policy is not None
-            or len(serialize) != 12
-        )
-        statements = list(extra_statements)
-        for params in by_partition.values():
-            first = params[0]
-            key = [serialize[i](first[i], version) for i in range(4)]
-            serialize_ts, serialize_line_id, serialize_log = serialize[4], serialize[5], serialize[6]
-            streams: dict = {UNSET_VALUE: UNSET_VALUE}
-            last_meta, meta = None, []
-            batch, size = None, 0
-            for p in params:
-                row_bytes = len(p[6]) * 2 + _ROW_OVERHEAD_BYTES  # upper-bound-ish without encoding
-                if batch is None or size + row_bytes > BATCH_BYTES_LIMIT:
-                    if batch is not None:
-                        statements.append((batch, ()))
-                    batch, size = BatchStatement(batch_type=BatchType.UNLOGGED), 0
-                    batch.add(insert, p)
-                elif driver_binds_all:
-                    batch.add(insert, p)
-                else:
-                    stream = streams.get(p[7])
-                    if stream is None:
-                        stream = streams[p[7]] = serialize[7](p[7], version)
-                    if p[8:] != last_meta:
-                        last_meta = p[8:]
-                        meta = [v if v is UNSET_VALUE else serialize[8 + i](v, version)
-                                for i, v in enumerate(last_meta)]
-                    add_serialized(batch, True, insert.query_id, [
-                        *key, serialize_ts(p[4], version), serialize_line_id(p[5], version),
-                        serialize_log(p[6], version), stream, *meta,
-                    ])
-                size += row_bytes
-            statements.append((batch, ()))
-        execute_concurrent(
-            session, statements, concurrency=self._settings.cassandra_write_concurrency,
-            raise_on_first_error=True,
-        )
+        if (add_serialized is None or version < 4 or insert.column_encryption_policy is not None
+                or len(serialize) != 12):
+            for p in params[1:]:
+                batch.add(insert, p)
+            return batch
+        first = params[0]
+        key = [serialize[i](first[i], version) for i in range(4)]
+        serialize_ts, serialize_line_id, serialize_log = serialize[4], serialize[5], serialize[6]
+        streams: dict = {UNSET_VALUE: UNSET_VALUE}
+        last_meta, meta = None, []
+        query_id = insert.query_id
+        for p in params[1:]:
+            stream = streams.get(p[7])
+            if stream is None:
+                stream = streams[p[7]] = serialize[7](p[7], version)
+            if p[8:] != last_meta:
+                last_meta = p[8:]
+                meta = [v if v is UNSET_VALUE else serialize[8 + i](v, version) for i, v in enumerate(last_meta)]
+            add_serialized(batch, True, query_id, [
+                *key, serialize_ts(p[4], version), serialize_line_id(p[5], version),
+                serialize_log(p[6], version), stream, *meta,
+            ])
+        return batch
 
     # --- reads ---
 
@@ -429,6 +529,26 @@ def _libev_if_available() -> dict:
     return {"connection_class": LibevConnection}
 
 
+def _text_bytes(value) -> int:
+    return 0 if value is UNSET_VALUE else len(value)
+
+
+def _labels_bytes(labels) -> int:
+    if labels is UNSET_VALUE:
+        return 0
+    return 4 + sum(len(k) + len(v) + _LABEL_OVERHEAD_BYTES for k, v in labels.items())
+
+
+def _never_writable(params: tuple, error: BaseException) -> str:
+    namespace, pod_name, container_name, _, ts_ns = params[:5]
+    return (
+        f"the line of {namespace}/{pod_name}/{container_name} at ts_ns={ts_ns} ({len(params[6])} characters, "
+        f"labels {_labels_bytes(params[11])} bytes) is too large for Cassandra even alone and can never be written as it is "
+        f"({_describe(error)}); raise Cassandra's native_transport_max_message_size / max_mutation_size, "
+        f"then requeue the failed batch"
+    )
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, NoHostAvailable):
         reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
@@ -443,6 +563,8 @@ def wait_until_connected(store: CassandraStore, deadline_seconds: float) -> None
         try:
             store.connect()
             return
+        except StoreConfigError:
+            raise
         except StoreUnavailable as error:
             if time.monotonic() - started > deadline_seconds:
                 raise

@@ -14,6 +14,14 @@ queues again any stored batch whose job RQ lost track of (see BatchQueue.requeue
 A job is run only once BatchQueue.check_job accepted it. A refused one (and a pickled one, which
 RQ cannot read as JSON) goes straight to the failed registry, and its batch, if any, is queued
 again as a new job (BatchQueue.rescue_payload).
+
+A write that fails for a reason that is not the batch's own (Cassandra down, unavailable at the
+consistency level, timing out, overloaded: StoreUnavailable) spends none of the job's RQ retries:
+the job goes back to the front of the queue and the worker pauses before taking a job again,
+longer after each such failure in a row (STORE_BACKOFF), and until Cassandra answers a ping. Only
+a batch Cassandra refuses (WriteRefused, or any other error) spends its retries, and one that can
+never be written (BatchNeverWritable) goes to the failed registry at once. Settings that disagree
+with the schema (StoreConfigError) stop the worker, the batch untouched.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from rq.worker import SimpleWorker
 from common.metrics import WorkerMetrics
 from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
 from common.settings import Settings
-from common.store import CassandraStore, StoreUnavailable
+from common.store import BatchNeverWritable, CassandraStore, StoreConfigError, StoreUnavailable
 from workers.jobs import JobContext
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ HEARTBEAT_EVERY_SECONDS = 10
 # the beat inside its per-job suspension check. A worker key lives worker_ttl + 60 s: one plain beat
 # per second is plenty, and saves ~9 of a job's ~31 Redis round trips.
 WORKER_BEAT_MIN_INTERVAL_SECONDS = 1.0
+# First and longest pause after a write failed for a reason that is not the batch's own.
+STORE_BACKOFF = (1.0, 10.0)
 
 
 class LiveExecutionRegistry(ExecutionRegistry):
@@ -88,14 +98,22 @@ class ContextJob(BatchJob):
     """An RQ job whose function receives the worker's JobContext as its first argument."""
 
     context: JobContext | None = None
-    store_was_unavailable = False
+    store_was_unavailable = False  # an outage or a transient refusal: not the batch's fault
+    never_writable = False
+    config_error: StoreConfigError | None = None
 
     def _execute(self):
         self.context.queue.check_job(self)  # before self.func imports whatever the hash names
         try:
             return self.func(self.context, *self.args, **self.kwargs)
+        except StoreConfigError as error:
+            self.config_error = error
+            raise
         except StoreUnavailable:
             self.store_was_unavailable = True
+            raise
+        except BatchNeverWritable:
+            self.never_writable = True
             raise
 
     @property
@@ -104,12 +122,15 @@ class ContextJob(BatchJob):
 
 
 class StoreWorker(SimpleWorker):
-    def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = (1.0, 10.0), **kwargs):
+    def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = STORE_BACKOFF, **kwargs):
         super().__init__(*args, job_class=ContextJob, serializer=context.queue.rq_queue.serializer, **kwargs)
         self.push_exc_handler(self._handle_refused_job)
         self.context = context
-        self._store_backoff = store_backoff  # first and longest pause while Cassandra is down
+        self._store_backoff = store_backoff
+        self._next_pause: float | None = None  # after the next store failure; None: the first pause
         self._last_plain_beat = -WORKER_BEAT_MIN_INTERVAL_SECONDS
+        # Set when the settings disagree with the schema: the worker stops, run_worker raises it.
+        self.store_config_error: StoreConfigError | None = None
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """RQ's plain beats (default TTL, no pipeline) at most once per WORKER_BEAT_MIN_INTERVAL_SECONDS,
@@ -164,9 +185,30 @@ class StoreWorker(SimpleWorker):
         finally:
             done.set()
             beating.join()
-        if not succeeded and job.store_was_unavailable:
-            self._wait_for_store()
+        if succeeded:
+            self._next_pause = None
+        elif job.config_error is not None:
+            self._stop_on(job.config_error)
+        elif job.store_was_unavailable:
+            self._back_off()
         return succeeded
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
+        if job.store_was_unavailable or job.config_error is not None:
+            self._put_back(job, queue, execution)
+            return
+        if job.never_writable:
+            job.retries_left = 0  # retrying cannot help: kept for an operator at once
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
+    def _put_back(self, job, queue, execution) -> None:
+        """Queue the job again, first in line, without spending one of its retries: RQ's own retry
+        (Job.retry) less the count, in one MULTI/EXEC (Queue.enqueue_job cannot join a pipeline)."""
+        with self.connection.pipeline() as pipeline:
+            self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+            queue._enqueue_job(job, pipeline=pipeline, at_front=True)
+            pipeline.execute()
+        log.info("event=job_put_back job=%s retries_left=%s", job.id, job.retries_left)
 
     def _beat_until(self, done: threading.Event, job, execution) -> None:
         while not done.wait(HEARTBEAT_EVERY_SECONDS):
@@ -175,19 +217,38 @@ class StoreWorker(SimpleWorker):
             except redis.RedisError as error:
                 log.warning("event=heartbeat_failed job=%s error=%s", job.id, error)
 
-    def _wait_for_store(self) -> None:
-        """Cassandra is down: stop taking jobs (each would burn a retry) until it answers again."""
-        delay, longest = self._store_backoff
+    def _back_off(self) -> None:
+        """A write failed for a reason that is not the batch's: pause before taking a job again
+        (each job would fail alike), then wait until Cassandra answers. After a transient error
+        (overloaded, timeouts) Cassandra answers a ping at once, hence the pause first."""
+        self._pause(self._take_pause())
         while not self._stop_requested:
             try:
                 self.context.store.ping(timeout=2.0)
-                log.info("event=store_back")
                 return
+            except StoreConfigError as error:
+                self._stop_on(error)
             except StoreUnavailable as error:
-                log.warning("event=store_unavailable retry_in=%.0fs error=%s", delay, error)
-                self.heartbeat()
-                time.sleep(delay)
-                delay = min(delay * 2, longest)
+                pause = self._take_pause()
+                log.warning("event=store_unavailable retry_in=%.0fs error=%s", pause, error)
+                self._pause(pause)
+
+    def _take_pause(self) -> float:
+        first, longest = self._store_backoff
+        pause = self._next_pause or first
+        self._next_pause = min(pause * 2, longest)
+        return pause
+
+    def _pause(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and (left := deadline - time.monotonic()) > 0:
+            self.heartbeat()
+            time.sleep(min(left, 1.0))
+
+    def _stop_on(self, error: StoreConfigError) -> None:
+        log.error("event=worker_stopping reason=store_config_error error=%s", error)
+        self.store_config_error = error
+        self._stop_requested = True
 
 
 def build_worker(settings: Settings, connection: redis.Redis, store: CassandraStore,
@@ -231,8 +292,26 @@ def run_worker(settings: Settings) -> None:
         log.info("event=worker_metrics_listening port=%d", settings.worker_metrics_port)
     _tie_forked_children_to(metrics_server)
     store = CassandraStore(settings)
+    check_store(store)
     worker = build_worker(settings, connect_redis(settings), store, metrics)
     try:
         worker.work(with_scheduler=True, burst=settings.worker_burst, logging_level=settings.log_level)
+    finally:
+        store.close()
+    if worker.store_config_error is not None:
+        raise worker.store_config_error
+
+
+def check_store(store: CassandraStore) -> None:
+    """Connect once at start, so settings that disagree with the schema stop the worker before it
+    takes a job (StoreConfigError) and a changed TTL is applied; then close again, since RQ forks
+    its scheduler next and the driver does not survive a fork. With Cassandra down, the first job
+    connects and checks instead."""
+    try:
+        store.connect()
+    except StoreConfigError:
+        raise
+    except StoreUnavailable as error:
+        log.warning("event=store_check_deferred error=%s", error)
     finally:
         store.close()

@@ -9,6 +9,7 @@ import pytest
 from common.schema import (
     LOG_TABLE,
     SETTINGS_TABLE,
+    alter_default_ttl,
     compaction_window,
     create_keyspace,
     create_log_table,
@@ -146,3 +147,8 @@ def test_index_entries_never_expire_when_lines_never_do():
 def test_index_entries_outlive_the_lines_they_point_at():
     settings = Settings(cassandra_ttl_seconds=86400, cassandra_bucket_seconds=3600)
     assert index_ttl_seconds(settings) >= 86400 + 3600
+
+
+def test_a_changed_ttl_is_applied_by_altering_the_existing_table():
+    assert alter_default_ttl("logs", LOG_TABLE, 3600) == (
+        "ALTER TABLE logs.log_lines WITH default_time_to_live = 3600")

@@ -5,12 +5,19 @@ from __future__ import annotations
 import dataclasses
 
 import fakeredis
+import pytest
+from cassandra import (ConsistencyLevel, InvalidRequest, OperationTimedOut, Unavailable, WriteFailure,
+                       WriteTimeout, WriteType)
+from cassandra.cluster import NoHostAvailable
+from cassandra.protocol import OverloadedErrorMessage
+from rq.job import Job
 
 from common.metrics import WorkerMetrics
 from common.queue import PAYLOAD_KEY_PREFIX, BatchQueue
 from common.records import LogRow
 from common.settings import Settings
-from common.store import StoreUnavailable
+from common.store import StoreConfigError, StoreUnavailable
+from tests.unit.fake_cassandra import FakeCassandra, offline_store
 from workers.runner import build_worker
 
 ROWS = [LogRow("ns", "pod", "c", 1_700_000_000 * 10**9 + i, f"line {i}") for i in range(3)]
@@ -144,3 +151,101 @@ def test_the_orphan_scan_reads_the_registries_once_however_long_the_backlog(monk
     monkeypatch.setattr(queue, "_tracked_job_ids", lambda: reads.append(1) or original())
     assert queue.requeue_orphans() == []
     assert len(reads) == 1
+
+
+# --- failures that are not outages: each error class injected into a real CassandraStore ---
+
+LABELLED = [LogRow("ns", "pod", "c", 1_700_000_000 * 10**9 + i, f"line {i}", host="node-1",
+                   labels={"app": "web", "team": "logs"}) for i in range(10)]
+WRITTEN = sorted((row.ts_ns, row.log) for row in LABELLED)
+
+TRANSIENT_FAULTS = {
+    "unavailable": Unavailable("Cannot achieve consistency level QUORUM", consistency=ConsistencyLevel.QUORUM,
+                               required_replicas=2, alive_replicas=1),
+    "write timeout": WriteTimeout("Operation timed out - received only 0 responses.",
+                                  consistency=ConsistencyLevel.ONE, required_responses=1, received_responses=0,
+                                  write_type=WriteType.UNLOGGED_BATCH),
+    "write failure": WriteFailure("Operation failed - received 0 responses and 1 failures",
+                                  consistency=ConsistencyLevel.ONE, required_responses=1, received_responses=0,
+                                  failures=1, write_type=WriteType.UNLOGGED_BATCH),
+    "overloaded": OverloadedErrorMessage(0x1001, "Server is in overloaded state", None),
+    # what the driver's default retry policy turns an overloaded (or unavailable) answer into
+    "overloaded, every host tried": NoHostAvailable("Unable to complete the operation against any hosts", {
+        "127.0.0.1:9042": OverloadedErrorMessage(0x1001, "Server is in overloaded state", None)}),
+    "client timeout": OperationTimedOut("errors={}, last_host=127.0.0.1:9042"),
+    "down": NoHostAvailable("Unable to connect to any servers", {
+        "127.0.0.1:9042": ConnectionRefusedError(111, "Connection refused")}),
+}
+
+
+@pytest.mark.parametrize("fault", TRANSIENT_FAULTS.values(), ids=TRANSIENT_FAULTS.keys())
+def test_a_transient_write_error_spends_no_retry_and_the_batch_is_written_once_it_clears(monkeypatch, fault):
+    cassandra = FakeCassandra(faults=[fault] * 5)  # more failed attempts than the job's 2 retries
+    queue, worker, redis = setup(offline_store(Settings(), cassandra, monkeypatch))
+    worker._store_backoff = (1.0, 10.0)
+    pauses = []
+    monkeypatch.setattr(worker, "_pause", pauses.append, raising=False)
+    queue.enqueue(LABELLED)
+    drain(worker)
+    assert sorted(cassandra.written) == WRITTEN
+    assert queue.status().failed == 0 and queue.status().queued == 0
+    assert redis.keys(PAYLOAD_KEY_PREFIX + "*") == []
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 10.0]  # backed off between attempts, the longest pause capped
+
+
+TOO_LARGE_ANSWERS = {
+    "message": "CQL Message of size 17000135 bytes exceeds allowed maximum of 16777216 bytes",
+    "mutation": "Mutation of 17000135 bytes is too large for the maximum size of 16777216",
+    "batch": "Batch too large",
+}
+
+
+@pytest.mark.parametrize("answer", TOO_LARGE_ANSWERS.values(), ids=TOO_LARGE_ANSWERS.keys())
+def test_a_batch_too_large_for_cassandra_is_split_and_every_row_written(monkeypatch, answer):
+    cassandra = FakeCassandra(max_rows_per_request=3, too_large_message=answer)
+    queue, worker, _ = setup(offline_store(Settings(), cassandra, monkeypatch))
+    queue.enqueue(LABELLED)
+    drain(worker)
+    assert sorted(cassandra.written) == WRITTEN
+    assert max(cassandra.requests) <= 3
+    assert queue.status().failed == 0
+
+
+def test_a_row_too_large_even_alone_goes_to_the_failed_registry_at_once_saying_so(monkeypatch):
+    cassandra = FakeCassandra(too_large_lines={"line 4"})
+    queue, worker, redis = setup(offline_store(Settings(), cassandra, monkeypatch))
+    job_id = queue.enqueue(LABELLED)
+    drain(worker)
+    assert queue.status().failed == 1
+    assert len(redis.keys(PAYLOAD_KEY_PREFIX + "*")) == 1  # kept for an operator
+    alone = [request for request in cassandra.refused if len(request) == 1]
+    assert alone == [[(LABELLED[4].ts_ns, "line 4")]]  # split down to the row, tried alone once: no retry
+    assert sorted(cassandra.written) == [row for row in WRITTEN if row[1] != "line 4"]
+    reason = Job.fetch(job_id, connection=redis).latest_result().exc_string
+    assert "can never be written" in reason and "too large" in reason
+
+
+def test_a_write_cassandra_refuses_for_good_spends_its_retries_then_is_kept_as_failed(monkeypatch):
+    refusal = InvalidRequest('Error from server: code=2200 [Invalid query] message="unconfigured table log_lines"')
+    cassandra = FakeCassandra(faults=[refusal] * 10)
+    queue, worker, redis = setup(offline_store(Settings(), cassandra, monkeypatch))
+    pauses = []
+    monkeypatch.setattr(worker, "_pause", pauses.append, raising=False)
+    queue.enqueue(LABELLED)
+    drain(worker)
+    assert len(cassandra.faults) == 10 - 3  # the first attempt and both retries
+    assert queue.status().failed == 1
+    assert len(redis.keys(PAYLOAD_KEY_PREFIX + "*")) == 1
+    assert pauses == []  # not an outage: no back-off
+
+
+def test_settings_that_disagree_with_the_schema_stop_the_worker_without_spending_the_batch():
+    error = StoreConfigError("keyspace k stores logs in 86400-second buckets; set CASSANDRA_BUCKET_SECONDS=86400")
+    store = RecordingStore(failures=[error])
+    queue, worker, _ = setup(store)
+    queue.enqueue(ROWS)
+    queue.enqueue(ROWS)
+    drain(worker)
+    assert worker.store_config_error is error
+    assert store.written == []
+    assert queue.status().queued == 2 and queue.status().failed == 0
