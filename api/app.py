@@ -11,6 +11,7 @@ from api.observability import MetricsResource, RequestMetrics
 from api.openapi import OPENAPI_PATH, OpenApiResource
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
 from api.query import QueryResource
+from api.read_slots import ReadSlots
 from api.tail import TailResource
 from api.write import WriteResource
 from common.metrics import ApiMetrics
@@ -18,7 +19,7 @@ from common.queue import BatchQueue, connect_redis
 from common.settings import Settings
 from common.store import CassandraStore
 
-# Everything that reads logs needs QUERY_TOKEN when one is set.
+# Everything that reads logs needs QUERY_TOKEN when one is set, and shares the reads' threads.
 QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
 # Profiles show stacks and allocations (log lines among them): as secret as the logs.
 PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
@@ -29,7 +30,7 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
         ("POST", "/write"): settings.ingest_token,
         **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS},
     })
-    app = falcon.App(middleware=[RequestMetrics(metrics), auth])
+    app = falcon.App(middleware=[RequestMetrics(metrics), auth, ReadSlots(settings, QUERY_PATHS)])
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
     write = WriteResource(settings, queue, store, metrics)

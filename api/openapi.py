@@ -188,6 +188,7 @@ def _query(settings: Settings) -> dict:
             },
             "400": _error("A bad parameter, named in message"),
             "401": _unauthorized("QUERY_TOKEN"),
+            "429": _READS_BUSY,
             "503": _retry_later("Cassandra unavailable: retry"),
         },
     }
@@ -210,6 +211,7 @@ def _names(key: str, summary: str, scope: list[dict]) -> dict:
             "200": _json(f"The {key}, sorted", listing),
             "400": _error("A bad parameter, named in message"),
             "401": _unauthorized("QUERY_TOKEN"),
+            "429": _READS_BUSY,
             "503": _retry_later("Cassandra unavailable: retry"),
         },
     }
@@ -249,7 +251,7 @@ def _tail() -> dict:
             },
             "400": _error("A bad parameter, named in message"),
             "401": _unauthorized("QUERY_TOKEN"),
-            "429": _retry_later("Every thread that may serve a tail is busy (API_THREADS // 2): retry"),
+            "429": _READS_BUSY,
             "503": _retry_later("Cassandra unavailable: retry"),
         },
     }
@@ -311,6 +313,10 @@ def _retry_later(description: str) -> dict:
         **_error(description),
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds"}},
     }
+
+
+_READS_BUSY = _retry_later(
+    "Every thread reads may hold (half of API_THREADS, shared by /query, /tail and discovery) is busy: retry")
 
 
 def _schemas() -> dict:

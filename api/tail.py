@@ -39,16 +39,15 @@ Unreachable later -> one `error` line/event per outage (the 200 is long gone), t
 resume when it answers. An outage does not end the tail: waiting for lines is its job, and the
 client can leave whenever it likes.
 
-Capacity: each open tail holds one of waitress's API_THREADS for up to TAIL_MAX_SECONDS, so at most
-half of them (API_THREADS // 2, at least 1) serve tails at once and ingest always keeps threads;
-one tail more gets 429 with Retry-After.
+Capacity: each open tail holds one of waitress's API_THREADS for up to TAIL_MAX_SECONDS; it counts
+against the reads' share of them (api/read_slots.py), which gives its slot back when waitress
+closes the body (closing the generator also ends the polling).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
@@ -243,53 +242,6 @@ def _never() -> bool:
     return False
 
 
-class _TailBody:
-    """The response body: the follow loop, with the tail's slot given back however it ends
-    (waitress calls close() after the last chunk, and when the client has gone away)."""
-
-    def __init__(self, chunks: Iterator[bytes], release: Callable[[], None]):
-        self._chunks = chunks
-        self._release = release
-        self._closed = False
-
-    def __iter__(self) -> _TailBody:
-        return self
-
-    def __next__(self) -> bytes:
-        return next(self._chunks)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._chunks.close()  # type: ignore[attr-defined]
-        finally:
-            self._release()
-
-
-class _Slots:
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._open = 0
-        self._lock = threading.Lock()
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    def take(self) -> bool:
-        with self._lock:
-            if self._open >= self.limit:
-                return False
-            self._open += 1
-            return True
-
-    def give_back(self) -> None:
-        with self._lock:
-            self._open -= 1
-
-
 # --- the resource ---
 
 
@@ -303,11 +255,6 @@ class TailResource:
         self._clock = clock or SystemClock()
         self._heartbeat_seconds = heartbeat_seconds
         self._max_rows_per_poll = max_rows_per_poll
-        self._slots = _Slots(max(1, settings.api_threads // 2))
-
-    @property
-    def open_tails(self) -> int:
-        return self._slots.open
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         s = self._settings
@@ -326,13 +273,6 @@ class TailResource:
                              f"give a later time, or read older lines with GET /query"))
             start_ns = since_ns
         fmt = SSE if req.client_prefers([MEDIA_NDJSON, MEDIA_SSE]) == MEDIA_SSE else NDJSON
-        if not self._slots.take():
-            raise falcon.HTTPTooManyRequests(
-                title="Too many tails",
-                description=f"{self._slots.limit} GET /tail streams are open, the most this server serves at "
-                            f"once (half of API_THREADS={s.api_threads}); retry later",
-                retry_after=s.retry_after_seconds,
-            )
         try:
             follower = TailFollower(
                 self._store, scope, line_filter.predicate(), start_ns=start_ns,
@@ -342,11 +282,7 @@ class TailResource:
             first_poll = follower.poll(self._clock.now_ns())
             first = next(first_poll, None)  # the store's first answer: unreachable now -> 503
         except StoreUnavailable as error:
-            self._slots.give_back()
             raise unavailable("Cassandra", str(error), s.retry_after_seconds) from None
-        except BaseException:
-            self._slots.give_back()
-            raise
         log.info("event=tail_start namespace=%s pod=%s container=%s since=%s",
                  scope.namespace, scope.pod_name, scope.container_name or "-", format_rfc3339_ns(start_ns))
         chunks = _follow(
@@ -356,4 +292,4 @@ class TailResource:
         resp.content_type = fmt.media_type
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # a proxy in front must not hold the lines back
-        resp.stream = _TailBody(chunks, self._slots.give_back)
+        resp.stream = chunks

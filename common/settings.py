@@ -45,6 +45,7 @@ class Settings:
     tail_poll_seconds: float = 1.0
     tail_lookback_seconds: int = 5
     tail_max_seconds: int = 3600
+    reader_stall_seconds: float = 30.0
     enable_profiling: bool = False
     ingest_token: str = dataclasses.field(default="", repr=False)
     query_token: str = dataclasses.field(default="", repr=False)
@@ -207,7 +208,8 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("ip", "--bind-address", "IP", _text, "IP address the HTTP server binds to", "api"),
     Option("port", "--port", "PORT", _int(1, 65535), "HTTP port to listen on", "api"),
-    Option("api_threads", "--api-threads", "API_THREADS", _int(1, 256), "waitress worker threads", "api"),
+    Option("api_threads", "--api-threads", "API_THREADS", _int(2, 256),
+           "waitress worker threads; reads (GET /query, /tail, discovery) may hold at most half of them", "api"),
     Option("max_body_bytes", "--max-body-bytes", "MAX_BODY_BYTES", _int(1024),
            "largest POST /write body accepted, and largest a gzip body may inflate to; larger get 413",
            "api"),
@@ -231,6 +233,9 @@ OPTIONS: tuple[Option, ...] = (
            "how far behind the newest line shown GET /tail still picks up late lines", "api"),
     Option("tail_max_seconds", "--tail-max-seconds", "TAIL_MAX_SECONDS", _int(1),
            "longest a GET /tail stream stays open before it ends cleanly", "api"),
+    Option("reader_stall_seconds", "--reader-stall-seconds", "READER_STALL_SECONDS", _positive_float,
+           "an answer whose client has taken none of its unsent bytes for this long is cut, and its thread freed",
+           "api"),
     Option("enable_profiling", "--enable-profiling", "ENABLE_PROFILING", _bool,
            "serve /debug/pprof/profile (CPU) and /debug/pprof/heap (allocations)", "api"),
     Option("ingest_token", "--ingest-token", "INGEST_TOKEN", _any_text,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import urllib.parse
 
 import falcon
@@ -14,12 +13,14 @@ import falcon.testing
 import pytest
 
 from api.errors import serialize_error
+from api.read_slots import ReadSlots
 from api.tail import TailFollower, TailResource
 from common.log_search import Scope
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns
 from tests.unit.api_harness import FakeStore, build
 from tests.unit.waitress_server import waitress_serving
+from tests.waiting import wait_for
 
 T0 = 1525651200 * NS_PER_SECOND  # 2018-05-07T00:00:00Z: the fake clock's start
 POD = ("default", "nginx-1")
@@ -69,11 +70,12 @@ class PollRecordingStore(FakeStore):
 
 
 def tail_client(store, clock, settings=SETTINGS, **options):
-    app = falcon.App()
+    """A client of the tail alone, behind the reads' slots as in the app: (client, slots)."""
+    slots = ReadSlots(settings, ["/tail"])
+    app = falcon.App(middleware=[slots])
     app.set_error_serializer(serialize_error)
-    resource = TailResource(settings, store, clock=clock, **options)
-    app.add_route("/tail", resource)
-    return falcon.testing.TestClient(app), resource
+    app.add_route("/tail", TailResource(settings, store, clock=clock, **options))
+    return falcon.testing.TestClient(app), slots
 
 
 def tail(store, clock, settings=SETTINGS, headers=None, **params):
@@ -298,34 +300,34 @@ def open_body(app, params=CONTAINER_PARAMS):
     return answer["status"], body
 
 
-def test_closing_the_body_stops_the_polling_and_frees_the_tails_slot():
+def test_closing_the_body_stops_the_polling_and_frees_the_tails_read_slot():
     store, clock = FakeStore(), FakeClock()
-    client, resource = tail_client(store, clock)
+    client, slots = tail_client(store, clock)
     status, body = open_body(client.app)
     assert status.startswith("200") and next(body) == b"\n"
-    assert resource.open_tails == 1
+    assert slots.open == 1
     body.close()
     reads, sleeps = len(store.reads), len(clock.sleeps)
     with pytest.raises(StopIteration):
         next(body)
     assert (len(store.reads), len(clock.sleeps)) == (reads, sleeps)
-    assert resource.open_tails == 0
+    assert slots.open == 0
 
 
 def test_the_tail_stops_once_waitress_says_the_client_disconnected():
     store, clock = FakeStore(), FakeClock()
     gone = []
     clock.at(3.5, lambda: gone.append(True))
-    client, resource = tail_client(store, clock)
+    client, slots = tail_client(store, clock)
     response = client.simulate_get("/tail", params=CONTAINER_PARAMS,
                                    extras={"waitress.client_disconnected": lambda: bool(gone)})
     assert clock.elapsed == pytest.approx(4.0)  # the next poll, due at 4 s, never happened
-    assert "end" not in response.text and resource.open_tails == 0
+    assert "end" not in response.text and slots.open == 0
 
 
 def test_one_tail_more_than_half_the_api_threads_gets_429_until_one_closes():
     store, clock = FakeStore(), FakeClock()
-    client, resource = tail_client(store, clock, settings=Settings(api_threads=2, tail_max_seconds=5))
+    client, _ = tail_client(store, clock, settings=Settings(api_threads=2, tail_max_seconds=5))
     _, first = open_body(client.app)
     refused = client.simulate_get("/tail", params=CONTAINER_PARAMS)
     assert refused.status_code == 429 and "API_THREADS=2" in refused.json["detail"]
@@ -336,18 +338,16 @@ def test_one_tail_more_than_half_the_api_threads_gets_429_until_one_closes():
 
 def test_under_waitress_a_client_that_goes_away_ends_the_tail():
     """Real sockets and the real clock: waitress notices on a heartbeat's write and closes the body."""
-    resource = TailResource(Settings(tail_poll_seconds=0.05), FakeStore(), heartbeat_seconds=0.05)
-    app = falcon.App()
-    app.add_route("/tail", resource)
+    settings = Settings(tail_poll_seconds=0.05)
+    slots = ReadSlots(settings, ["/tail"])
+    app = falcon.App(middleware=[slots])
+    app.add_route("/tail", TailResource(settings, FakeStore(), heartbeat_seconds=0.05))
     with waitress_serving(app) as url:
         connection = http.client.HTTPConnection(urllib.parse.urlsplit(url).netloc, timeout=5)
         connection.request("GET", "/tail?" + urllib.parse.urlencode(CONTAINER_PARAMS))
         response = connection.getresponse()
         assert response.status == 200 and response.readline() == b"\n"
-        assert resource.open_tails == 1
+        assert slots.open == 1
         response.close()
         connection.close()
-        deadline = time.monotonic() + 5
-        while resource.open_tails and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert resource.open_tails == 0
+        wait_for(lambda: slots.open == 0, timeout=5, what="the tail's read slot given back")

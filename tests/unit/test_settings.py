@@ -13,7 +13,7 @@ from common.settings import OPTIONS, Settings, SettingsError, add_options, build
 BAD_VALUES = {
     "ip": "   ",
     "port": "65536",
-    "api_threads": "0",
+    "api_threads": "1",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
@@ -25,6 +25,7 @@ BAD_VALUES = {
     "tail_poll_seconds": "soon",
     "tail_lookback_seconds": "3601",
     "tail_max_seconds": "0",
+    "reader_stall_seconds": "0",
     "enable_profiling": "maybe",
     "redis_url": "http://127.0.0.1:6379",
     "redis_timeout_seconds": "0",

@@ -13,7 +13,14 @@ from waitress import wasyncore
 @contextlib.contextmanager
 def waitress_serving(app, threads: int = 4) -> Iterator[str]:
     """The app on http://127.0.0.1:<free port> for the duration of the block."""
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, ident="test")
+    with running(waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, ident="test")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running(server) -> Iterator[str]:
+    """A waitress server (from waitress.create_server or api.server.create_server) run in a
+    thread for the duration of the block; yields its URL."""
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     try:
