@@ -67,9 +67,16 @@ class ReadSlots:
             return
         req.context.read_slot = False
         if resp.stream is None:
-            self._give_back()
-        else:
-            resp.stream = SlotBody(resp.stream, self._give_back)
+            # A whole document (JSON) is written by this same thread after the responder returns,
+            # and a client that does not read holds it just as long as a stream: it keeps the slot.
+            body = resp.render_body()
+            if not body:
+                self._give_back()
+                return
+            resp.text = resp.data = resp.media = None  # else Falcon renders them, not the stream
+            resp.content_length = len(body)
+            resp.stream = [body]
+        resp.stream = SlotBody(resp.stream, self._give_back)
 
 
 class SlotBody:

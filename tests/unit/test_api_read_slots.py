@@ -77,3 +77,13 @@ def test_a_json_answer_and_a_failed_read_give_their_slot_back_at_once():
     h.store.down = None
     assert h.client.simulate_get("/namespaces").status_code == 200
     assert h.client.simulate_get("/query", params=QUERY).status_code == 200
+
+
+def test_a_json_document_keeps_its_slot_until_waitress_has_written_it():
+    h = harness(Settings(api_threads=2))
+    status, body = open_stream(h.client.app, accept="application/json")
+    assert status.startswith("200")
+    assert h.client.simulate_get("/query", params=QUERY).status_code == 429
+    assert b"".join(body).startswith(b'{"log_rows":')
+    body.close()
+    assert h.client.simulate_get("/query", params=QUERY).status_code == 200
