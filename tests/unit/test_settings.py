@@ -16,6 +16,8 @@ BAD_VALUES = {
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
+    "fluent_bit_offset_key": "",
+    "fluent_bit_path_key": " ",
     "query_max_rows": "0",
     "query_max_range_seconds": "0",
     "query_max_stream_rows": "0",
@@ -273,6 +275,23 @@ def test_a_username_and_password_together_are_accepted_and_the_password_is_not_p
     settings = build_settings(env={"CASSANDRA_USERNAME": "logs", "CASSANDRA_PASSWORD": "s3cret"})
     assert (settings.cassandra_username, settings.cassandra_password) == ("logs", "s3cret")
     assert "s3cret" not in repr(settings)
+
+
+def test_the_offset_and_path_keys_default_to_the_names_the_shipped_fluent_bit_configs_set():
+    settings = build_settings(env={})
+    assert (settings.fluent_bit_offset_key, settings.fluent_bit_path_key) == ("offset", "log_file")
+
+
+@pytest.mark.parametrize("env", [
+    {"FLUENT_BIT_OFFSET_KEY": "log_file"},
+    {"FLUENT_BIT_PATH_KEY": "date"},
+    {"FLUENT_BIT_OFFSET_KEY": "time"},
+    {"FLUENT_BIT_PATH_KEY": "log"},
+    {"FLUENT_BIT_DATE_KEY": "offset"},
+])
+def test_the_date_offset_and_path_keys_must_be_distinct_and_no_fixed_record_key(env):
+    with pytest.raises(SettingsError, match="three different record keys"):
+        build_settings(env=env)
 
 
 def test_settings_error_is_a_value_error():
