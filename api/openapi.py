@@ -353,6 +353,15 @@ def _schemas() -> dict:
                     "ISO 8601, or 'YYYY-MM-DD hh:mm:ss.ffffff' (UTC)"
                 ),
             },
+            # Any value: one that is not an offset (Merge_Log's own `offset`) is ignored, not rejected.
+            "offset": {
+                "description": (
+                    "The tail input's Offset_Key (key FLUENT_BIT_OFFSET_KEY): the line's byte offset in its file, "
+                    "an integer 0 .. 2^64-1; a line with one is identified by container, file, time and offset. "
+                    "Any other value is ignored"
+                ),
+            },
+            "log_file": {"description": "The tail input's Path_Key (key FLUENT_BIT_PATH_KEY): the line's file"},
         },
     }
     summary = {

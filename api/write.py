@@ -26,7 +26,8 @@ class WriteResource:
         self._queue = queue
         self._store = store
         self._metrics = metrics
-        self._decoder = BatchDecoder(settings.max_line_bytes, settings.fluent_bit_date_key)
+        self._decoder = BatchDecoder(settings.max_line_bytes, settings.fluent_bit_date_key,
+                                     settings.fluent_bit_offset_key, settings.fluent_bit_path_key)
         # Health checks run here so that a hanging dependency cannot hold the probe past its deadline.
         self._checks = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
 

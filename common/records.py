@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+from typing import Any
 
 import msgpack
 import msgspec
@@ -45,10 +46,14 @@ class KubernetesMeta(msgspec.Struct):
     labels: dict[str, str] | None = None
 
 
-def record_type(date_key: str = "date") -> type[msgspec.Struct]:
+def record_type(date_key: str = "date", offset_key: str = "offset", path_key: str = "log_file") -> type[msgspec.Struct]:
     """One record as fluent-bit's kubernetes filter shapes it; unknown keys (Merge_Log) are ignored.
 
     `date_key` is fluent-bit's json_date_key: the name under which it sends its own timestamp.
+    `offset_key` and `path_key` are the tail input's Offset_Key and Path_Key: the line's byte
+    offset in its file, and the file. They are typed loosely (Any) because Merge_Log can put an
+    application's own key of that name there: a value that is not an offset is ignored by
+    _to_rows, never a reason to reject the line.
     """
     return msgspec.defstruct(
         "FluentBitRecord",
@@ -59,10 +64,16 @@ def record_type(date_key: str = "date") -> type[msgspec.Struct]:
             ("time", "str | None", None),
             # json_date_format: double (default), epoch, epoch_ms, iso8601, java_sql_timestamp.
             ("date", "float | int | str | None", None),
+            ("offset", Any, None),
+            ("log_file", Any, None),
         ],
-        rename={"date": date_key},
+        rename={"date": date_key, "offset": offset_key, "log_file": path_key},
         module=__name__,
     )
+
+
+# fluent-bit sends offsets as uint64; anything larger could not be queued (msgpack) anyway.
+MAX_OFFSET = 2**64 - 1
 
 
 class LogRow(msgspec.Struct, array_like=True):
@@ -78,6 +89,9 @@ class LogRow(msgspec.Struct, array_like=True):
     pod_id: str | None = None
     docker_id: str | None = None
     labels: dict[str, str] | None = None
+    # Added later, so last and defaulted: payloads queued by earlier versions still decode.
+    offset: int | None = None  # byte offset of the line in its file (fluent-bit's Offset_Key)
+    log_file: str | None = None  # the file (Path_Key); only kept with an offset
 
 
 class InvalidBody(ValueError):
@@ -115,10 +129,11 @@ class BatchDecoder:
     [time, record] pairs, or plain maps).
     """
 
-    def __init__(self, max_line_bytes: int, date_key: str = "date"):
+    def __init__(self, max_line_bytes: int, date_key: str = "date", offset_key: str = "offset",
+                 path_key: str = "log_file"):
         self._max_line_bytes = max_line_bytes
         self._date_key = date_key
-        self._record_type = record_type(date_key)
+        self._record_type = record_type(date_key, offset_key, path_key)
         self._whole_array = msgspec.json.Decoder(list[self._record_type])
         self._raw_elements = msgspec.json.Decoder(list[msgspec.Raw])
         self._one = msgspec.json.Decoder(self._record_type)
@@ -296,7 +311,7 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
     errors: list[RecordError] = []
     rejected = truncated = 0
     may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
-    utc_second_ns, fraction_scale = UTC_SECOND_NS, FRACTION_SCALE
+    utc_second_ns, fraction_scale, max_offset = UTC_SECOND_NS, FRACTION_SCALE, MAX_OFFSET
     valid_names: set[tuple[str, str, str]] = set()
     for index, record in enumerate(records):
         if record.__class__ is RecordError:
@@ -323,8 +338,15 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
                     if len(log) > may_be_too_long and len(log.encode()) > max_line_bytes:
                         log = truncate_line(log, max_line_bytes)
                         truncated += 1
+                    offset = record.offset
+                    if offset is None:
+                        log_file = None
+                    elif offset.__class__ is not int or not 0 <= offset <= max_offset:
+                        offset = log_file = None  # not fluent-bit's offset (bool, text, ...): ignored
+                    elif (log_file := record.log_file) is not None and log_file.__class__ is not str:
+                        log_file = None
                     append(LogRow(k8s.namespace_name, k8s.pod_name, k8s.container_name, ts_ns, log, record.stream,
-                                  k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels))
+                                  k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels, offset, log_file))
                     continue
         rejected += 1
         if len(errors) < MAX_REPORTED_ERRORS:

@@ -1,12 +1,40 @@
 """Deterministic Cassandra keys for log rows: which partition (bucket) and which clustering id.
 
-The seed keyed rows by a millisecond timestamp, so two lines of one container in the same
-millisecond overwrote each other. Here a row is keyed by (ts_ns, line_id):
-- line_id's high bits are the line's position among the lines of its batch that share its
-  container and nanosecond, so such lines read back in the order they were sent (a stack trace
-  stamped in one millisecond stays in order);
-- its low 47 bits hash the line's stream and text, so distinct lines never collide on a position.
-The same batch written twice (a retried request, a re-run job) yields the same keys: one row each.
+A row is keyed by its container, bucket, ts_ns and line_id, a non-negative 63-bit bigint. Reads
+order by (ts_ns, line_id) and cursors are positions in that order, so line_id both tells lines
+of one nanosecond apart and orders them. It has two forms.
+
+With an offset (fluent-bit's tail input, Offset_Key and Path_Key): the line's identity is its
+container, file, time and byte offset, whatever batch it came in.
+
+    bit 62      1                      (the offset form)
+    bits 22-61  offset mod 2**40       lines of one file at one instant read back in file order
+    bits 0-21   22-bit hash of the file path (0 when the record names no file)
+
+Every re-chunking, retry or re-read of a line gives it the same key; identical lines are told
+apart by their offsets. Two real lines share a key only if they share container and nanosecond
+and either lie in one file exactly a multiple of 1 TiB apart (never, in practice), or lie in two
+files of the container (a restart's 0.log and 1.log, a rotated file) at offsets equal mod 2**40
+whose path hashes agree: a chance of 2**-22 for such a pair, which itself needs two lines of one
+container stamped with the same nanosecond in different files.
+
+Without an offset: the line's identity is its container, time, position among the lines of its
+batch that share container and nanosecond, stream and text (the rule of earlier versions).
+
+    bits 47-62  position p, for p < 65,535   lines of one nanosecond read back in batch order
+    bits 0-46   47-bit hash of stream and text
+
+From p = 65,535 on, the position field stays at 65,535 and the low 47 bits are the hash XOR
+(p - 65,535) << 23: identical lines stay distinct up to 65,535 + 2**24 of them in one batch (a
+16 MiB body holds far fewer records), and their order among themselves is arbitrary. Earlier
+versions collapsed every identical line past the 65,535th into one row; ids they gave to lines at
+p <= 65,535 are unchanged, so a batch retried across the upgrade overwrites its rows instead of
+duplicating them. Distinct lines collide with a chance of 2**-47 per pair at one position and
+nanosecond; what this form cannot tell apart is in README.md ("identity rule").
+
+The two forms share the space only where p >= 32,768 (bit 62 set), i.e. in a batch holding over
+32,768 lines of one container at one nanosecond; there an offset id equals a content id with a
+chance of 2**-47 per pair.
 """
 
 from __future__ import annotations
@@ -18,8 +46,17 @@ from common.records import LogRow
 from common.timestamps import NS_PER_SECOND
 
 HASH_BITS = 47
-MAX_POSITION = (1 << (63 - HASH_BITS)) - 1  # 65,535: beyond that, order among equal stamps is by hash
+MAX_POSITION = (1 << (63 - HASH_BITS)) - 1  # 65,535: past it, the position is folded into the hash bits
+OVERFLOW_SHIFT = 23
+MAX_OVERFLOW = 1 << (HASH_BITS - OVERFLOW_SHIFT)  # positions MAX_POSITION + [0, 2**24) stay distinct
 _HASH_MASK = (1 << HASH_BITS) - 1
+_SATURATED = MAX_POSITION << HASH_BITS
+
+OFFSET_FLAG = 1 << 62
+PATH_BITS = 22
+OFFSET_BITS = 62 - PATH_BITS  # 40: offsets wrap at 1 TiB
+_OFFSET_MASK = (1 << OFFSET_BITS) - 1
+_PATH_MASK = (1 << PATH_BITS) - 1
 
 PartitionKey = tuple[str, str, str, int]
 
@@ -35,14 +72,45 @@ def content_hash(stream: str | None, log: str) -> int:
     return int.from_bytes(digest, "big") & _HASH_MASK
 
 
+def path_hash(log_file: str | None) -> int:
+    if log_file is None:
+        return 0
+    digest = hashlib.blake2b(log_file.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _PATH_MASK
+
+
+def offset_line_id(offset: int, log_file: str | None) -> int:
+    return OFFSET_FLAG | (offset & _OFFSET_MASK) << PATH_BITS | path_hash(log_file)
+
+
+def content_line_id(position: int, stream: str | None, log: str) -> int:
+    if position < MAX_POSITION:
+        return position << HASH_BITS | content_hash(stream, log)
+    return _SATURATED | (content_hash(stream, log) ^ ((position - MAX_POSITION) << OVERFLOW_SHIFT & _HASH_MASK))
+
+
 def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
-    """One line_id per row, in order; depends only on the batch's content and order."""
+    """One line_id per row, in order: from the offset when the row has one, else from the row's
+    position among its batch's offset-less rows of the same container and nanosecond, and its
+    stream and text."""
     seen: dict[tuple[str, str, str, int], int] = {}
+    paths: dict[str | None, int] = {}
     for row in rows:
+        offset = row.offset
+        if offset is not None:
+            log_file = row.log_file
+            hashed = paths.get(log_file)
+            if hashed is None:
+                hashed = paths[log_file] = path_hash(log_file)
+            yield OFFSET_FLAG | (offset & _OFFSET_MASK) << PATH_BITS | hashed
+            continue
         stamp = (row.namespace, row.pod_name, row.container_name, row.ts_ns)
         position = seen.get(stamp, 0)
         seen[stamp] = position + 1
-        yield (min(position, MAX_POSITION) << HASH_BITS) | content_hash(row.stream, row.log)
+        if position < MAX_POSITION:
+            yield position << HASH_BITS | content_hash(row.stream, row.log)
+        else:
+            yield content_line_id(position, row.stream, row.log)
 
 
 def partition_key(row: LogRow, bucket_seconds: int) -> PartitionKey:

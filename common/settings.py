@@ -21,6 +21,7 @@ EXAMPLE_SECRET_MARK = "change-me"
 REPLICATION_STRATEGIES = ("SimpleStrategy", "NetworkTopologyStrategy")
 WRITE_MODES = ("batch", "concurrent")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+RECORD_KEYS = ("kubernetes", "log", "stream", "time")  # fixed keys of a fluent-bit record
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ALL")
 
 
@@ -37,6 +38,8 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_line_bytes: int = 256 * 1024
     fluent_bit_date_key: str = "date"
+    fluent_bit_offset_key: str = "offset"
+    fluent_bit_path_key: str = "log_file"
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
     query_max_stream_rows: int = 1_000_000
@@ -217,6 +220,11 @@ OPTIONS: tuple[Option, ...] = (
            "a log line longer than this (UTF-8 bytes) is truncated to it and marked", "api"),
     Option("fluent_bit_date_key", "--fluent-bit-date-key", "FLUENT_BIT_DATE_KEY", _text,
            "fluent-bit's json_date_key: the record key holding its timestamp when `time` is absent", "api"),
+    Option("fluent_bit_offset_key", "--fluent-bit-offset-key", "FLUENT_BIT_OFFSET_KEY", _text,
+           "fluent-bit tail's Offset_Key: the record key holding the line's byte offset in its file; "
+           "a line with one is identified by container, file, time and offset (README, identity rule)", "api"),
+    Option("fluent_bit_path_key", "--fluent-bit-path-key", "FLUENT_BIT_PATH_KEY", _text,
+           "fluent-bit tail's Path_Key: the record key naming the line's file", "api"),
     Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
            "most rows one JSON GET /query answer holds; a longer one says truncated=true and gives next_cursor", "api"),
     Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),
@@ -370,6 +378,12 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             "invalid --cassandra-replication-factors (CASSANDRA_REPLICATION_FACTORS): SimpleStrategy "
             'takes a single factor such as {"cluster": 1}'
+        )
+    keys = (settings.fluent_bit_date_key, settings.fluent_bit_offset_key, settings.fluent_bit_path_key)
+    if len(set(keys)) < 3 or set(keys) & set(RECORD_KEYS):
+        raise SettingsError(
+            "FLUENT_BIT_DATE_KEY, FLUENT_BIT_OFFSET_KEY and FLUENT_BIT_PATH_KEY must be three different "
+            f"record keys, none of {', '.join(RECORD_KEYS)}; got {', '.join(keys)}"
         )
     if bool(settings.cassandra_username) != bool(settings.cassandra_password):
         raise SettingsError("CASSANDRA_USERNAME and CASSANDRA_PASSWORD must be set together")

@@ -86,3 +86,42 @@ def test_records_with_merge_log_keys_keep_their_line():
 def test_a_corrupt_stream_is_an_invalid_body(body, content_type):
     with pytest.raises(InvalidBody):
         BatchDecoder(LIMIT).decode(body, content_type)
+
+
+# --- Offset_Key and Path_Key (capture json_offset_key: no kubernetes map, so one is added) ---
+
+
+def offset_capture_records() -> list[dict]:
+    records = json.loads(fluent_bit_body("json_offset_key"))
+    for r in records:  # as the kubernetes filter adds it
+        r["kubernetes"] = REFERENCE[0]["kubernetes"]
+    return records
+
+
+def test_the_offset_capture_keeps_each_lines_offset_and_file():
+    records = offset_capture_records()
+    batch = BatchDecoder(LIMIT).decode(json.dumps(records).encode(), "application/json")
+    assert batch.rejected == 0
+    assert [(r.offset, r.log_file) for r in batch.rows] == [(r["offset"], r["log_file"]) for r in records]
+    assert batch.rows[1].offset == 95 and batch.rows[0].log_file.startswith("/var/log/containers/")
+
+
+def test_the_offset_capture_decodes_to_the_same_lines_as_the_plain_capture():
+    batch = BatchDecoder(LIMIT).decode(json.dumps(offset_capture_records()).encode(), "application/json")
+    reference = BatchDecoder(LIMIT).decode(fluent_bit_body("json"), "application/json").rows
+    assert [(r.ts_ns, r.log, r.stream) for r in batch.rows] == [(r.ts_ns, r.log, r.stream) for r in reference]
+
+
+def test_offsets_arrive_in_msgpack_bodies_too():
+    records = offset_capture_records()[:3]
+    batch = BatchDecoder(LIMIT).decode(msgpack.packb(records), "application/msgpack")
+    assert [r.offset for r in batch.rows] == [r["offset"] for r in records]
+
+
+def test_renamed_offset_and_path_keys_are_read_only_when_configured():
+    records = [{**{k: v for k, v in r.items() if k not in ("offset", "log_file")}, "pos": r["offset"], "file": r["log_file"]}
+               for r in offset_capture_records()]
+    body = json.dumps(records).encode()
+    assert {r.offset for r in BatchDecoder(LIMIT).decode(body, "application/json").rows} == {None}
+    renamed = BatchDecoder(LIMIT, offset_key="pos", path_key="file").decode(body, "application/json").rows
+    assert [(r.offset, r.log_file) for r in renamed] == [(r["pos"], r["file"]) for r in records]

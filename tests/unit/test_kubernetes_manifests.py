@@ -589,6 +589,21 @@ def test_fluent_bit_tails_container_logs_with_the_docker_and_cri_parsers(kuberne
     assert parsers == {"docker", "cri"}
 
 
+def _readme_fluent_bit() -> list:
+    blocks = re.findall(r"```ini\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [section for block in blocks for section in _fluent_bit_sections(block)]
+
+
+@pytest.mark.parametrize("source", ["kubernetes", "compose", "readme"])
+def test_fluent_bit_tail_sends_each_lines_offset_and_file_under_the_keys_the_api_reads(
+        source, kubernetes_fluent_bit, compose_fluent_bit):
+    sections = {"kubernetes": kubernetes_fluent_bit, "compose": compose_fluent_bit,
+                "readme": _readme_fluent_bit()}[source]
+    tail = _section(sections, "INPUT", "tail")
+    assert _one(tail, "Offset_Key") == Settings().fluent_bit_offset_key
+    assert _one(tail, "Path_Key") == Settings().fluent_bit_path_key
+
+
 def test_fluent_bit_kubernetes_filter_matches_the_tail_tag(kubernetes_fluent_bit):
     tail = _section(kubernetes_fluent_bit, "INPUT", "tail")
     kubernetes = _section(kubernetes_fluent_bit, "FILTER", "kubernetes")

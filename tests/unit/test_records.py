@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+import msgspec
+import zstandard
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from common.queue import decode_payload, encode_payload
 from common.records import (
+    MAX_OFFSET,
     MAX_REPORTED_ERRORS,
     TRUNCATION_MARK,
     InvalidBody,
@@ -390,3 +395,56 @@ def test_decoded_lines_never_exceed_max_line_bytes_and_short_lines_are_untouched
         assert row.log == line and batch.truncated_lines == 0
     else:
         assert row.log.endswith(TRUNCATION_MARK) and batch.truncated_lines == 1
+
+
+# --- the line's offset and file (FLUENT_BIT_OFFSET_KEY, FLUENT_BIT_PATH_KEY) ---
+
+FILE = "/var/log/containers/web-1_default_app-0123.log"
+
+
+def test_a_records_offset_and_file_are_kept():
+    (row,) = decode_json_batch(json.dumps([record(offset=1234, log_file=FILE)]).encode(), LIMIT).rows
+    assert (row.offset, row.log_file) == (1234, FILE)
+
+
+def test_a_record_without_an_offset_has_none():
+    (row,) = decode_json_batch(json.dumps([record()]).encode(), LIMIT).rows
+    assert (row.offset, row.log_file) == (None, None)
+
+
+@pytest.mark.parametrize("value", ["1234", -1, 12.0, True, None, [1], {"a": 1}, MAX_OFFSET + 1])
+def test_a_value_that_is_no_offset_is_ignored_and_the_line_kept(value):
+    # Merge_Log can put an application's own `offset` key at the top of the record.
+    batch = decode_json_batch(json.dumps([record(offset=value, log_file=FILE)]).encode(), LIMIT)
+    assert batch.rejected == 0
+    assert (batch.rows[0].offset, batch.rows[0].log_file) == (None, None)
+
+
+def test_the_largest_offset_fluent_bit_can_send_is_kept():
+    (row,) = decode_json_batch(json.dumps([record(offset=MAX_OFFSET)]).encode(), LIMIT).rows
+    assert row.offset == MAX_OFFSET
+
+
+def test_a_file_that_is_no_string_is_ignored_but_the_offset_kept():
+    (row,) = decode_json_batch(json.dumps([record(offset=7, log_file=["x"])]).encode(), LIMIT).rows
+    assert (row.offset, row.log_file) == (7, None)
+
+
+def test_a_file_without_an_offset_is_not_kept():
+    (row,) = decode_json_batch(json.dumps([record(log_file=FILE)]).encode(), LIMIT).rows
+    assert row.log_file is None
+
+
+def test_a_payload_queued_by_a_version_without_offsets_still_decodes():
+    # Rows of earlier versions: arrays of the first ten LogRow fields.
+    old_row = ["default", "web-1", "app", NOON_NS, "hello\n", "stdout", "node-1", "uid-1", "docker-1", {"app": "web"}]
+    payload = zstandard.compress(msgspec.msgpack.encode([NOON_NS, [old_row, old_row[:6]]]))
+    rows = decode_payload(payload).rows
+    assert rows[0] == LogRow(*old_row)
+    assert rows[1] == LogRow(*old_row[:6])
+    assert (rows[0].offset, rows[0].log_file) == (None, None)
+
+
+def test_a_queued_row_keeps_its_offset_and_file():
+    row = LogRow("default", "web-1", "app", NOON_NS, "hello\n", "stdout", offset=MAX_OFFSET, log_file=FILE)
+    assert decode_payload(encode_payload([row], NOON_NS)).rows == [row]

@@ -6,8 +6,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from common.records import LogRow, decode_json_batch
-from common.row_keys import HASH_BITS, MAX_POSITION, bucket_of, line_ids, partition_key
+import hashlib
+import json
+
+from common.records import BatchDecoder, LogRow, decode_json_batch
+from common.row_keys import (
+    HASH_BITS,
+    MAX_OVERFLOW,
+    MAX_POSITION,
+    OFFSET_BITS,
+    OFFSET_FLAG,
+    PATH_BITS,
+    bucket_of,
+    content_line_id,
+    line_ids,
+    partition_key,
+    path_hash,
+)
 from tests.fixtures import fluent_bit_body
 
 NOON = 1_773_489_600  # 2026-03-14T12:00:00Z, a whole hour
@@ -15,8 +30,31 @@ NS = 1_000_000_000
 
 
 def row(log: str = "line\n", ts_ns: int = NOON * NS, *, stream: str | None = "stdout",
-        pod: str = "web-1", container: str = "app", namespace: str = "default") -> LogRow:
-    return LogRow(namespace, pod, container, ts_ns, log, stream)
+        pod: str = "web-1", container: str = "app", namespace: str = "default",
+        offset: int | None = None, log_file: str | None = None) -> LogRow:
+    return LogRow(namespace, pod, container, ts_ns, log, stream, offset=offset, log_file=log_file)
+
+
+def old_rule_line_ids(rows):
+    """line_ids as versions before offsets computed them: the ids already stored."""
+    seen = {}
+    for r in rows:
+        stamp = (r.namespace, r.pod_name, r.container_name, r.ts_ns)
+        position = seen.get(stamp, 0)
+        seen[stamp] = position + 1
+        digest = hashlib.blake2b(f"{r.stream or ''}\x00{r.log}".encode(), digest_size=8).digest()
+        yield (min(position, 65_535) << 47) | (int.from_bytes(digest, "big") & ((1 << 47) - 1))
+
+
+FILE = "/var/log/containers/web-1_default_app-0123.log"
+
+
+def from_file(logs, ts_ns: int = NOON * NS, log_file: str | None = FILE) -> list[LogRow]:
+    rows, offset = [], 0
+    for log in logs:
+        rows.append(row(log, ts_ns, offset=offset, log_file=log_file))
+        offset += len(log.encode())
+    return rows
 
 
 def position(line_id: int) -> int:
@@ -137,3 +175,126 @@ def test_ids_at_one_stamp_follow_batch_order_for_any_lines(logs):
 @pytest.mark.parametrize("count", [1, 2, 10])
 def test_line_ids_accepts_any_iterable_of_rows(count):
     assert len(list(line_ids(row(str(n)) for n in range(count)))) == count
+
+
+# --- line_ids without offsets: the rule of earlier versions, widened past 65,535 ---
+
+
+def test_ids_without_offsets_are_those_earlier_versions_stored_up_to_the_last_position():
+    rows = [row("same")] * (MAX_POSITION + 1) + [row(f"line {n}", NOON * NS + 1 + n % 3) for n in range(3000)]
+    assert list(line_ids(rows)) == list(old_rule_line_ids(rows))
+
+
+def test_identical_lines_past_the_last_position_stay_distinct():
+    count = MAX_POSITION + 100_000
+    ids = list(line_ids([row("same")] * count))
+    assert len(set(ids)) == count
+
+
+def test_lines_past_the_last_position_keep_the_last_position_field_and_fit_a_bigint():
+    ids = list(line_ids([row("same")] * (MAX_POSITION + 10)))
+    assert all(position(i) == MAX_POSITION and 0 <= i < 2**63 for i in ids[MAX_POSITION:])
+
+
+@given(st.integers(0, MAX_OVERFLOW - 1), st.integers(0, MAX_OVERFLOW - 1), st.text(max_size=10))
+def test_one_line_at_two_overflow_positions_gets_two_ids(extra_a, extra_b, log):
+    a = content_line_id(MAX_POSITION + extra_a, "stdout", log)
+    b = content_line_id(MAX_POSITION + extra_b, "stdout", log)
+    assert (a == b) == (extra_a == extra_b)
+
+
+@given(st.integers(0, MAX_POSITION + MAX_OVERFLOW - 1))
+def test_a_content_id_is_non_negative_63_bits_and_below_the_positions_up_to_it(position_):
+    line_id = content_line_id(position_, "stdout", "x")
+    assert 0 <= line_id < 2**63
+    assert position(line_id) == min(position_, MAX_POSITION)
+
+
+def test_rows_with_offsets_do_not_shift_the_positions_of_rows_without():
+    plain = [row("a"), row("b")]
+    mixed = [row("a"), row("z", offset=0, log_file=FILE), row("b")]
+    ids = list(line_ids(mixed))
+    assert [ids[0], ids[2]] == list(line_ids(plain))
+
+
+# --- line_ids with offsets: container, file, time and offset ---
+
+
+def test_a_line_with_an_offset_gets_the_same_id_in_any_batch_at_any_position():
+    lines = from_file(["x\n", "y\n", "y\n", "{\n"])
+    alone = [next(line_ids([r])) for r in lines]
+    assert list(line_ids(lines)) == alone
+    assert list(line_ids(lines[::-1])) == alone[::-1]
+    assert list(line_ids(lines[2:] + [row("other")] + lines[:2])) == alone[2:] + list(line_ids([row("other")])) + alone[:2]
+
+
+def test_identical_lines_of_one_file_at_one_nanosecond_get_distinct_ids_in_file_order():
+    ids = list(line_ids(from_file(["{\n"] * 1000)))
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 1000
+
+
+def test_an_offset_id_depends_on_neither_the_text_nor_the_stream():
+    a = row("x", stream="stdout", offset=7, log_file=FILE)
+    b = row("something else", stream="stderr", offset=7, log_file=FILE)
+    assert list(line_ids([a])) == list(line_ids([b]))
+
+
+def test_an_offset_id_has_the_offset_flag_and_fits_a_non_negative_bigint():
+    for offset in (0, 1, 2**OFFSET_BITS - 1, 2**OFFSET_BITS, 2**64 - 1):
+        (line_id,) = line_ids([row(offset=offset, log_file=FILE)])
+        assert 0 <= line_id < 2**63 and line_id & OFFSET_FLAG
+
+
+def test_an_offset_id_holds_the_offset_above_the_path_hash():
+    (line_id,) = line_ids([row(offset=12_345, log_file=FILE)])
+    assert line_id == OFFSET_FLAG | 12_345 << PATH_BITS | path_hash(FILE)
+
+
+def test_offsets_wrap_at_two_to_the_offset_bits():
+    (low,) = line_ids([row(offset=5, log_file=FILE)])
+    (wrapped,) = line_ids([row(offset=5 + 2**OFFSET_BITS, log_file=FILE)])
+    assert low == wrapped
+
+
+def test_the_same_offset_in_two_files_gets_two_ids():
+    a, b = "/var/log/pods/default_web-1_0123/app/0.log", "/var/log/pods/default_web-1_0123/app/1.log"
+    assert path_hash(a) != path_hash(b)
+    assert len(set(line_ids([row(offset=0, log_file=a), row(offset=0, log_file=b)]))) == 2
+
+
+def test_a_line_with_an_offset_and_no_file_has_a_path_hash_of_zero():
+    (line_id,) = line_ids([row(offset=3)])
+    assert line_id == OFFSET_FLAG | 3 << PATH_BITS
+
+
+@given(st.lists(st.integers(0, 2**OFFSET_BITS - 1), unique=True, max_size=50))
+def test_lines_of_one_file_at_one_nanosecond_order_by_offset(offsets):
+    ids = list(line_ids([row("same", offset=o, log_file=FILE) for o in offsets]))
+    assert sorted(ids) == [i for _, i in sorted(zip(offsets, ids))]
+    assert len(set(ids)) == len(ids)
+
+
+@given(st.lists(st.integers(0, 200), max_size=40), st.lists(st.integers(1, 5), max_size=10))
+def test_any_cutting_of_a_files_lines_into_batches_yields_the_ids_of_the_whole(stamps, cuts):
+    # Lines of one file (offsets rising), stamped coarsely so that many share a nanosecond.
+    lines = [row("same", NOON * NS + stamp // 50, offset=n * 10, log_file=FILE) for n, stamp in enumerate(stamps)]
+    whole = {(r.ts_ns, i) for r, i in zip(lines, line_ids(lines))}
+    pieces, start = set(), 0
+    for size in cuts + [len(lines)]:
+        batch = lines[start:start + size]
+        pieces |= {(r.ts_ns, i) for r, i in zip(batch, line_ids(batch))}
+        start += size
+    assert pieces == whole and len(whole) == len(lines)
+
+
+def test_the_real_fluent_bit_offset_capture_gets_one_distinct_id_per_line_in_file_order():
+    records = json.loads(fluent_bit_body("json_offset_key"))
+    for r in records:  # as the kubernetes filter would add it
+        r["kubernetes"] = {"namespace_name": "default", "pod_name": "web-7d9f8-abcde", "container_name": "nginx"}
+    rows = BatchDecoder(256 * 1024).decode(json.dumps(records).encode(), "application/json").rows
+    same_instant = [LogRow(r.namespace, r.pod_name, r.container_name, NOON * NS, r.log, r.stream,
+                           offset=r.offset, log_file=r.log_file) for r in rows]
+    ids = list(line_ids(same_instant))
+    assert len(set(ids)) == 50 and ids == sorted(ids)
+    assert list(line_ids(same_instant[:20])) + list(line_ids(same_instant[20:])) == ids

@@ -17,6 +17,8 @@ BAD_VALUES = {
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
+    "fluent_bit_offset_key": "",
+    "fluent_bit_path_key": " ",
     "query_max_rows": "0",
     "query_max_range_seconds": "0",
     "query_max_stream_rows": "0",
@@ -290,6 +292,23 @@ def test_without_a_redis_password_the_client_sends_none():
 def test_example_secrets_from_the_shipped_files_are_named_for_a_warning():
     settings = Settings(redis_password="CHANGE-ME-redis", query_token="q-token-of-my-own")
     assert example_secrets(settings) == ["REDIS_PASSWORD"]
+
+
+def test_the_offset_and_path_keys_default_to_the_names_the_shipped_fluent_bit_configs_set():
+    settings = build_settings(env={})
+    assert (settings.fluent_bit_offset_key, settings.fluent_bit_path_key) == ("offset", "log_file")
+
+
+@pytest.mark.parametrize("env", [
+    {"FLUENT_BIT_OFFSET_KEY": "log_file"},
+    {"FLUENT_BIT_PATH_KEY": "date"},
+    {"FLUENT_BIT_OFFSET_KEY": "time"},
+    {"FLUENT_BIT_PATH_KEY": "log"},
+    {"FLUENT_BIT_DATE_KEY": "offset"},
+])
+def test_the_date_offset_and_path_keys_must_be_distinct_and_no_fixed_record_key(env):
+    with pytest.raises(SettingsError, match="three different record keys"):
+        build_settings(env=env)
 
 
 def test_settings_error_is_a_value_error():
