@@ -194,10 +194,13 @@ class StoreWorker(SimpleWorker):
         return succeeded
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
-        if job.store_was_unavailable or job.config_error is not None:
+        # RQ's own clean-up (abandoned jobs, the intermediate queue) passes jobs of the queue's
+        # class, which this worker did not run: theirs is RQ's ordinary retry.
+        ran_here = isinstance(job, ContextJob)
+        if ran_here and (job.store_was_unavailable or job.config_error is not None):
             self._put_back(job, queue, execution)
             return
-        if job.never_writable:
+        if ran_here and job.never_writable:
             job.retries_left = 0  # retrying cannot help: kept for an operator at once
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
 

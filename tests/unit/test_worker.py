@@ -249,3 +249,17 @@ def test_settings_that_disagree_with_the_schema_stop_the_worker_without_spending
     assert worker.store_config_error is error
     assert store.written == []
     assert queue.status().queued == 2 and queue.status().failed == 0
+
+
+def test_a_job_rq_itself_fails_is_retried_without_crashing_the_worker():
+    """RQ's own clean-up (a job stuck in the intermediate queue, an abandoned one) hands the worker
+    jobs of the queue's class, not ones the worker ran."""
+    store = RecordingStore()
+    queue, worker, redis = setup(store)
+    job_id = queue.enqueue(ROWS)
+    job = queue.rq_queue.fetch_job(job_id)
+    queue.rq_queue.remove(job_id)
+    worker.handle_job_failure(job, queue.rq_queue, exc_string="Job was stuck in intermediate queue.")
+    drain(build_worker(Settings(job_retry_intervals=(0, 0)), redis, store, WorkerMetrics()))
+    assert store.written == ROWS
+    assert queue.status().failed == 0
