@@ -45,16 +45,16 @@ class FakeStore:
     def ping(self, timeout: float) -> None:
         self._check()
 
-    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+    def read_range(self, partition, low, high, *, direction, page_size, first_page_size=None):
         self._check()
         if not all(-(2**63) <= value < 2**63 for value in (*low, *high)):
             raise TypeError("bigint out of range")  # as the driver does when it binds such a bound
-        self.reads.append((*partition, low, high, backward))
+        self.reads.append((*partition, low, high, direction))
         namespace, pod_name, container_name, _ = partition
         found = [LogLine(ts_ns, pod_name, container_name, line_id, log, stream)
                  for ts_ns, line_id, log, stream in sorted(self.lines.get(tuple(partition), []))
                  if low <= (ts_ns, line_id) <= high]
-        return found[::-1] if backward else found
+        return found[::-1] if direction.backward else found
 
     def containers_in_buckets(self, namespace, pod_name, buckets):
         self._check()
