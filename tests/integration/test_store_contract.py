@@ -14,7 +14,7 @@ from common.schema import LINE_ID_MAX, LINE_ID_MIN
 from tests.unit.api_harness import FakeStore
 
 HOUR_NS = 3600 * 10**9
-T0 = 1_760_000_400 * 10**9  # 400 s into an hour bucket
+T0 = 1_760_000_400 * 10**9  # the start of an hour bucket
 BUCKET = bucket_of(T0, 3600)
 WHOLE = ((0, LINE_ID_MIN), (2**63 - 1, LINE_ID_MAX))
 
