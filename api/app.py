@@ -14,6 +14,7 @@ from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tr
 from api.query import QueryResource
 from api.read_slots import ReadSlots
 from api.tail import TailResource
+from api.tenancy import TenantCheck
 from api.write import WriteResource
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue, connect_redis
@@ -23,6 +24,8 @@ from common.store import CassandraStore
 
 # Everything that reads logs needs QUERY_TOKEN when one is set, and shares the reads' threads.
 QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
+# Loki's API lives under this prefix (X-Scope-OrgID is checked there, see api/tenancy.py).
+LOKI_PREFIX = "/loki/"
 # Profiles show stacks and allocations (log lines among them): as secret as the logs.
 PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
 
@@ -32,7 +35,8 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
         ("POST", "/write"): settings.ingest_token,
         **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS},
     })
-    app = falcon.App(middleware=[RequestMetrics(metrics), auth, ReadSlots(settings, QUERY_PATHS)])
+    app = falcon.App(middleware=[RequestMetrics(metrics), TenantCheck(settings.tenant_id, LOKI_PREFIX), auth,
+                                 ReadSlots(settings, QUERY_PATHS)])
     app.set_error_serializer(serialize_error)
     register_error_handlers(app, settings.retry_after_seconds)
     health = HealthResource(queue, store)
