@@ -6,36 +6,42 @@ import falcon
 
 from api.auth import BearerAuth
 from api.discovery import ContainersResource, NamespacesResource, PodsResource
-from api.errors import handle_unexpected, serialize_error
+from api.errors import register_error_handlers, serialize_error
+from api.health import HealthResource
 from api.observability import MetricsResource, RequestMetrics
 from api.openapi import OPENAPI_PATH, OpenApiResource
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
 from api.query import QueryResource
 from api.read_slots import ReadSlots
 from api.tail import TailResource
+from api.tenancy import TenantCheck
 from api.write import WriteResource
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue, connect_redis
 from common.settings import Settings
+from common.log_store import LogStore
 from common.store import CassandraStore
 
 # Everything that reads logs needs QUERY_TOKEN when one is set, and shares the reads' threads.
 QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
+# Loki's API lives under this prefix (X-Scope-OrgID is checked there, see api/tenancy.py).
+LOKI_PREFIX = "/loki/"
 # Profiles show stacks and allocations (log lines among them): as secret as the logs.
 PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
 
 
-def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, metrics: ApiMetrics) -> falcon.App:
+def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: ApiMetrics) -> falcon.App:
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
         **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS},
     })
-    app = falcon.App(middleware=[RequestMetrics(metrics), auth, ReadSlots(settings, QUERY_PATHS)])
+    app = falcon.App(middleware=[RequestMetrics(metrics), TenantCheck(settings.tenant_id, LOKI_PREFIX), auth,
+                                 ReadSlots(settings, QUERY_PATHS)])
     app.set_error_serializer(serialize_error)
-    app.add_error_handler(Exception, handle_unexpected)
-    write = WriteResource(settings, queue, store, metrics)
-    app.add_route("/write", write)
-    app.add_route("/ready", write, suffix="ready")
+    register_error_handlers(app, settings.retry_after_seconds)
+    health = HealthResource(queue, store)
+    app.add_route("/write", _WriteRoute(WriteResource(settings, queue, metrics), health))
+    app.add_route("/ready", health, suffix="ready")
     app.add_route("/query", QueryResource(settings, store))
     app.add_route("/tail", TailResource(settings, store))
     app.add_route("/namespaces", NamespacesResource(settings, store))
@@ -49,6 +55,21 @@ def create_app(settings: Settings, queue: BatchQueue, store: CassandraStore, met
         app.add_route(cpu_path, CpuProfileResource())
         app.add_route(heap_path, HeapProfileResource())
     return app
+
+
+class _WriteRoute:
+    """The seed serves its health probe on GET /write: one path, two resources (Falcon routes a
+    path to one object). Ingest depends on the queue alone."""
+
+    def __init__(self, ingest: WriteResource, health: HealthResource):
+        self._ingest = ingest
+        self._health = health
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._ingest.on_post(req, resp)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._health.on_get(req, resp)
 
 
 def build_app(settings: Settings) -> tuple[falcon.App, CassandraStore]:

@@ -8,12 +8,10 @@ from collections.abc import Callable
 import falcon
 import msgspec
 
-from api.errors import unavailable
-from api.query import bad_parameter
-from api.query_params import DEFAULT_DISCOVERY_SECONDS, QueryParamError, parse_range, parse_scope, single_values
+from api.query_params import DEFAULT_DISCOVERY_SECONDS, parse_range, parse_scope, single_values
+from common.log_store import LogStore
 from common.query_plan import plan_slices
 from common.settings import Settings
-from common.store import CassandraStore, StoreUnavailable
 from common.timestamps import now_ns
 
 _json = msgspec.json.Encoder()
@@ -24,7 +22,7 @@ class _DiscoveryResource:
 
     key: str
 
-    def __init__(self, settings: Settings, store: CassandraStore):
+    def __init__(self, settings: Settings, store: LogStore):
         self._settings = settings
         self._store = store
 
@@ -33,16 +31,11 @@ class _DiscoveryResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         s = self._settings
-        try:
-            params = single_values(req.params)
-            start_ns, end_ns = parse_range(params, now_ns(), s.query_max_range_seconds,
-                                           default_seconds=DEFAULT_DISCOVERY_SECONDS)
-            buckets = [bucket.bucket for bucket in plan_slices(start_ns, end_ns, s.cassandra_bucket_seconds)]
-            names = self._names(params, buckets)
-        except QueryParamError as error:
-            raise bad_parameter(error) from None
-        except StoreUnavailable as error:
-            raise unavailable("Cassandra", str(error), s.retry_after_seconds) from None
+        params = single_values(req.params)
+        start_ns, end_ns = parse_range(params, now_ns(), s.query_max_range_seconds,
+                                       default_seconds=DEFAULT_DISCOVERY_SECONDS)
+        buckets = [bucket.bucket for bucket in plan_slices(start_ns, end_ns, s.cassandra_bucket_seconds)]
+        names = self._names(params, buckets)
         resp.data = _json.encode({self.key: sorted(names)})
         resp.content_type = falcon.MEDIA_JSON
 

@@ -3,19 +3,37 @@ streamed chunk by chunk so a long answer needs bounded memory."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 
 import msgspec
 
 from common.cursor import encode_cursor
-from common.log_search import LogLine, PageEnd, Scope
-from common.store import StoreUnavailable
+from common.log_search import CutReason, PageEnd, Scope
+from common.log_store import Direction, LogLine, StoreUnavailable
 from common.timestamps import format_rfc3339_ns
+
+
+class Output(enum.Enum):
+    JSON = "json"
+    NDJSON = "ndjson"
+    TEXT = "text"
+
 
 MEDIA_NDJSON = "application/x-ndjson"
 MEDIA_TEXT = "text/plain; charset=utf-8"
-OUTPUTS = {"application/json": "json", MEDIA_NDJSON: "ndjson", "text/plain": "text"}
+OUTPUTS = {"application/json": Output.JSON, MEDIA_NDJSON: Output.NDJSON, "text/plain": Output.TEXT}
+
+
+@dataclasses.dataclass(frozen=True)
+class Caps:
+    """The settings behind each server-side cut, as a cut answer names them."""
+
+    max_rows: str  # e.g. "QUERY_MAX_ROWS=100000"
+    max_scan: str
+    timeout: str
 CHUNK_BYTES = 64 * 1024  # a streamed body is written in pieces of about this size
 _json = msgspec.json.Encoder()
 
@@ -38,39 +56,39 @@ def row_builder(scope: Scope) -> Callable[[LogLine], Row]:
     return lambda line: Row(format_rfc3339_ns(line.ts_ns), line.log, line.container_name, line.pod_name)
 
 
-def cut_explanation(end: PageEnd, settings_hint: dict[str, str]) -> str:
+def cut_explanation(end: PageEnd, caps: Caps) -> str:
     return {
-        "limit": "more lines follow: pass next_cursor as cursor= for the next page",
-        "max_rows": f"more lines than one answer may hold ({settings_hint['max_rows']}); "
-                    "pass next_cursor as cursor= for the next page",
-        "max_scan": f"read {settings_hint['max_scan']} stored lines without finishing (QUERY_MAX_SCAN_ROWS); "
-                    "pass next_cursor as cursor= to go on, or narrow the range or filters",
-        "timeout": f"the query ran out of time ({settings_hint['timeout']}); pass next_cursor as cursor= to go on",
-    }[end.reason or "limit"]
+        CutReason.LIMIT: "more lines follow: pass next_cursor as cursor= for the next page",
+        CutReason.MAX_ROWS: f"more lines than one answer may hold ({caps.max_rows}); "
+                            "pass next_cursor as cursor= for the next page",
+        CutReason.MAX_SCAN: f"read {caps.max_scan} stored lines without finishing (QUERY_MAX_SCAN_ROWS); "
+                            "pass next_cursor as cursor= to go on, or narrow the range or filters",
+        CutReason.TIMEOUT: f"the query ran out of time ({caps.timeout}); pass next_cursor as cursor= to go on",
+    }[end.reason or CutReason.LIMIT]
 
 
-def trailer(end: PageEnd, backward: bool, hints: dict[str, str]) -> dict:
+def trailer(end: PageEnd, direction: Direction, caps: Caps) -> dict:
     """The paging fields of a cut answer: next_cursor always; truncated + detail when the server,
     not the client's limit, cut it (the seed-style request must never be silently partial)."""
     if not end.cut:
         return {}
-    fields: dict = {"next_cursor": encode_cursor(end.next_after, backward)}  # type: ignore[arg-type]
-    if end.reason != "limit":
+    fields: dict = {"next_cursor": encode_cursor(end.next_after, direction)}  # type: ignore[arg-type]
+    if end.reason != CutReason.LIMIT:
         fields["truncated"] = True
-        fields["detail"] = cut_explanation(end, hints)
+        fields["detail"] = cut_explanation(end, caps)
     return fields
 
 
-def json_document(lines: Iterable[LogLine], end: PageEnd, scope: Scope, backward: bool,
-                  hints: dict[str, str]) -> bytes:
+def json_document(lines: Iterable[LogLine], end: PageEnd, scope: Scope, direction: Direction,
+                  caps: Caps) -> bytes:
     build = row_builder(scope)
     document: dict = {"log_rows": [build(line) for line in lines]}
-    document.update(trailer(end, backward, hints))
+    document.update(trailer(end, direction, caps))
     return _json.encode(document)
 
 
-def ndjson_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, backward: bool,
-                  hints: dict[str, str]) -> Iterator[bytes]:
+def ndjson_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, direction: Direction,
+                  caps: Caps) -> Iterator[bytes]:
     """One JSON row per line; a cut answer ends with a {"next_cursor", ...} line; a store failure
     after the first chunk ends it with an {"error": {"message", "detail"}} line."""
     build = row_builder(scope)
@@ -80,14 +98,14 @@ def ndjson_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, backward
         for line in lines:
             yield encode(build(line)) + b"\n"
         if end.cut:
-            yield encode(trailer(end, backward, hints)) + b"\n"
+            yield encode(trailer(end, direction, caps)) + b"\n"
 
     return _primed(_chunked(_ending_with_error(encoded(), lambda error: encode(
         {"error": {"message": "Cassandra unavailable", "detail": str(error)}}) + b"\n")))
 
 
 def text_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, timestamps: bool,
-                hints: dict[str, str]) -> Iterator[bytes]:
+                caps: Caps) -> Iterator[bytes]:
     """Lines as `kubectl logs` prints them ([pod/container] prefix when several, optional
     timestamps). A cut made by the server, not by `limit`, is said in a last `#` line."""
     prefix_of = _prefix(scope)
@@ -96,8 +114,8 @@ def text_chunks(lines: Iterable[LogLine], end: PageEnd, scope: Scope, timestamps
         for line in lines:
             stamp = format_rfc3339_ns(line.ts_ns) + " " if timestamps else ""
             yield f"{prefix_of(line)}{stamp}{line.log}\n".encode()
-        if end.cut and end.reason != "limit":
-            yield f"# truncated: {cut_explanation(end, hints)}\n".encode()
+        if end.cut and end.reason != CutReason.LIMIT:
+            yield f"# truncated: {cut_explanation(end, caps)}\n".encode()
 
     return _primed(_chunked(_ending_with_error(
         encoded(), lambda error: f"# error: Cassandra unavailable: {error}\n".encode())))

@@ -11,15 +11,13 @@ from collections.abc import Mapping
 from common.cursor import CursorError, decode_cursor
 from common.errors import ParameterError
 from common.line_filter import LineFilter
-from common.log_search import Position, Scope
+from common.log_search import Scope
+from common.log_store import Direction, Position
 from common.timestamps import NS_PER_SECOND, TimestampError, parse_rfc3339_ns
 
-DIRECTIONS = ("forward", "backward")
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 DEFAULT_DISCOVERY_SECONDS = 86400
 
-
-QueryParamError = ParameterError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +26,7 @@ class LogQuery:
     start_ns: int
     end_ns: int
     limit: int | None = None
-    backward: bool = False
+    direction: Direction = Direction.FORWARD
     after: Position | None = None
     line_filter: LineFilter = LineFilter()
     timestamps: bool = False
@@ -51,7 +49,7 @@ def single_values(params: Mapping[str, object]) -> dict[str, str]:
     """Falcon's params with each name given once (a repeated name is ambiguous: 400)."""
     for name, value in params.items():
         if not isinstance(value, str):
-            raise QueryParamError(name, f"'{name}' given more than once: give it once")
+            raise ParameterError(name, f"'{name}' given more than once: give it once")
     return dict(params)  # type: ignore[arg-type]
 
 
@@ -61,20 +59,20 @@ def parse_log_query(params: Mapping[str, str], now_ns: int, max_range_seconds: i
     scope = parse_scope(params)
     _require(params, "start_time")
     start_ns, end_ns = parse_range(params, now_ns, max_range_seconds)
-    backward = _direction(params)
+    direction = _direction(params)
     after = None
     if _given(params, "cursor"):
         try:
-            after, cursor_backward = decode_cursor(params["cursor"].strip())
+            after, cursor_direction = decode_cursor(params["cursor"].strip())
         except CursorError as error:
-            raise QueryParamError("cursor", str(error)) from None
-        if cursor_backward != backward:
-            raise QueryParamError(
+            raise ParameterError("cursor", str(error)) from None
+        if cursor_direction is not direction:
+            raise ParameterError(
                 "cursor", "this cursor continues a query in the other direction: pass the same direction"
             )
     line_filter = parse_line_filter(params)
     return LogQuery(
-        scope, start_ns, end_ns, limit=_limit(params), backward=backward, after=after,
+        scope, start_ns, end_ns, limit=_limit(params), direction=direction, after=after,
         line_filter=line_filter, timestamps=_bool(params, "timestamps"),
     )
 
@@ -86,7 +84,7 @@ def parse_scope(params: Mapping[str, str], *, pod_required: bool = False) -> Sco
     pod_name = _optional(params, "pod_name")
     container_name = _optional(params, "container_name")
     if container_name is not None and pod_name is None:
-        raise QueryParamError("pod_name", "container_name needs pod_name: name the container's pod too")
+        raise ParameterError("pod_name", "container_name needs pod_name: name the container's pod too")
     return Scope(params["namespace"], pod_name, container_name)
 
 
@@ -102,11 +100,11 @@ def parse_range(
     elif default_seconds is not None:
         start_ns = end_ns - default_seconds * NS_PER_SECOND
     else:
-        raise QueryParamError(start_name, f"missing required query parameter '{start_name}'")
+        raise ParameterError(start_name, f"missing required query parameter '{start_name}'")
     if start_ns >= end_ns:
-        raise QueryParamError(start_name, f"{start_name} must be before end_time (end_time defaults to now)")
+        raise ParameterError(start_name, f"{start_name} must be before end_time (end_time defaults to now)")
     if end_ns - start_ns > max_range_seconds * NS_PER_SECOND:
-        raise QueryParamError(
+        raise ParameterError(
             "end_time", f"time range longer than {max_range_seconds} seconds (QUERY_MAX_RANGE_SECONDS)"
         )
     return start_ns, end_ns
@@ -127,15 +125,16 @@ def _limit(params: Mapping[str, str]) -> int | None:
         return None
     text = params["limit"].strip()
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise QueryParamError("limit", f"expected a whole number >= 1, got {text!r}")
+        raise ParameterError("limit", f"expected a whole number >= 1, got {text!r}")
     return int(text)
 
 
-def _direction(params: Mapping[str, str]) -> bool:
+def _direction(params: Mapping[str, str]) -> Direction:
     direction = params.get("direction", "forward").strip() or "forward"
-    if direction not in DIRECTIONS:
-        raise QueryParamError("direction", f"expected forward or backward, got {direction!r}")
-    return direction == "backward"
+    try:
+        return Direction(direction)
+    except ValueError:
+        raise ParameterError("direction", f"expected forward or backward, got {direction!r}") from None
 
 
 def _bool(params: Mapping[str, str], name: str) -> bool:
@@ -144,12 +143,12 @@ def _bool(params: Mapping[str, str], name: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise QueryParamError(name, f"expected true or false, got {text!r}")
+    raise ParameterError(name, f"expected true or false, got {text!r}")
 
 
 def _require(params: Mapping[str, str], name: str) -> None:
     if not _given(params, name):
-        raise QueryParamError(name, f"missing required query parameter '{name}'")
+        raise ParameterError(name, f"missing required query parameter '{name}'")
 
 
 def _given(params: Mapping[str, str], name: str) -> bool:
@@ -159,7 +158,7 @@ def _given(params: Mapping[str, str], name: str) -> bool:
 
 def _optional(params: Mapping[str, str], name: str) -> str | None:
     if name in params and not _given(params, name):
-        raise QueryParamError(name, f"'{name}' is empty: give a value or leave the parameter out")
+        raise ParameterError(name, f"'{name}' is empty: give a value or leave the parameter out")
     return params[name] if name in params else None
 
 
@@ -167,4 +166,4 @@ def _time(params: Mapping[str, str], name: str) -> int:
     try:
         return parse_rfc3339_ns(params[name].strip())
     except TimestampError as error:
-        raise QueryParamError(name, f"{error} (expected RFC 3339, e.g. 2018-05-07T00:00:00.000Z)") from None
+        raise ParameterError(name, f"{error} (expected RFC 3339, e.g. 2018-05-07T00:00:00.000Z)") from None

@@ -55,13 +55,12 @@ from typing import NamedTuple, Protocol
 import falcon
 import msgspec
 
-from api.errors import unavailable
 from api.log_output import CHUNK_BYTES, MEDIA_NDJSON, Row, row_builder
-from api.query import bad_parameter
-from api.query_params import QueryParamError, parse_line_filter, parse_scope, parse_time, single_values
-from common.log_search import LineStore, LogLine, PageEnd, Position, Scope, paginate, read_lines
+from api.query_params import parse_line_filter, parse_scope, parse_time, single_values
+from common.errors import ParameterError
+from common.log_search import CutReason, PageEnd, Scope, paginate, read_lines
+from common.log_store import LogLine, LogStore, Position, StoreUnavailable
 from common.settings import Settings
-from common.store import StoreUnavailable
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
 
 log = logging.getLogger(__name__)
@@ -96,8 +95,9 @@ class TailFollower:
     """The lines of a scope to send, poll after poll: each once, late ones within the lookback too."""
 
     def __init__(
-        self, store: LineStore, scope: Scope, keep: Callable[[LogLine], bool] | None, *, start_ns: int,
+        self, store: LogStore, scope: Scope, keep: Callable[[LogLine], bool] | None, *, start_ns: int,
         lookback_seconds: int, bucket_seconds: int, max_rows: int, timeout_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self._store = store
         self._scope = scope
@@ -107,6 +107,7 @@ class TailFollower:
         self._bucket_seconds = bucket_seconds
         self._max_rows = max_rows
         self._timeout_seconds = timeout_seconds
+        self._monotonic = monotonic
         self._newest_ns: int | None = None  # the newest line examined (sent or filtered out)
         self._sent: set[Position] = set()  # sent lines at or after the horizon
         self._resume_after: Position | None = None  # where a cut poll stopped
@@ -135,8 +136,8 @@ class TailFollower:
         examined = paginate(
             read_lines(self._store, self._scope, self.horizon_ns(), now_ns, bucket_seconds=self._bucket_seconds,
                        after=self._resume_after, page_size=min(self._max_rows + 1, MAX_ROWS_PER_POLL)),
-            end, limit=self._max_rows, limit_reason="max_rows", max_scan=self._max_rows,
-            deadline=time.monotonic() + self._timeout_seconds,
+            end, limit=self._max_rows, limit_reason=CutReason.MAX_ROWS, max_scan=self._max_rows,
+            deadline=self._monotonic() + self._timeout_seconds, clock=self._monotonic,
         )
         keep, sent = self._keep, self._sent
         for line in examined:
@@ -247,7 +248,7 @@ def _never() -> bool:
 
 class TailResource:
     def __init__(
-        self, settings: Settings, store: LineStore, *, clock: Clock | None = None,
+        self, settings: Settings, store: LogStore, *, clock: Clock | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS, max_rows_per_poll: int = MAX_ROWS_PER_POLL,
     ):
         self._settings = settings
@@ -259,30 +260,25 @@ class TailResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         s = self._settings
         start_ns = self._clock.now_ns()
-        try:
-            params = single_values(req.params)
-            scope = parse_scope(params, pod_required=True)
-            line_filter = parse_line_filter(params)
-            since_ns = parse_time(params, "since")
-        except QueryParamError as error:
-            raise bad_parameter(error) from None
+        params = single_values(req.params)
+        scope = parse_scope(params, pod_required=True)
+        line_filter = parse_line_filter(params)
+        since_ns = parse_time(params, "since")
         if since_ns is not None:
             if start_ns - since_ns > s.query_max_range_seconds * NS_PER_SECOND:
-                raise bad_parameter(QueryParamError(
+                raise ParameterError(
                     "since", f"more than {s.query_max_range_seconds} seconds ago (QUERY_MAX_RANGE_SECONDS): "
-                             f"give a later time, or read older lines with GET /query"))
+                             f"give a later time, or read older lines with GET /query")
             start_ns = since_ns
         fmt = SSE if req.client_prefers([MEDIA_NDJSON, MEDIA_SSE]) == MEDIA_SSE else NDJSON
-        try:
-            follower = TailFollower(
-                self._store, scope, line_filter.predicate(), start_ns=start_ns,
-                lookback_seconds=s.tail_lookback_seconds, bucket_seconds=s.cassandra_bucket_seconds,
-                max_rows=self._max_rows_per_poll, timeout_seconds=s.query_timeout_seconds,
-            )
-            first_poll = follower.poll(self._clock.now_ns())
-            first = next(first_poll, None)  # the store's first answer: unreachable now -> 503
-        except StoreUnavailable as error:
-            raise unavailable("Cassandra", str(error), s.retry_after_seconds) from None
+        follower = TailFollower(
+            self._store, scope, line_filter.predicate(), start_ns=start_ns,
+            lookback_seconds=s.tail_lookback_seconds, bucket_seconds=s.cassandra_bucket_seconds,
+            max_rows=self._max_rows_per_poll, timeout_seconds=s.query_timeout_seconds,
+            monotonic=self._clock.monotonic,
+        )
+        first_poll = follower.poll(self._clock.now_ns())
+        first = next(first_poll, None)  # the store's first answer: unreachable now -> 503 (api/errors.py)
         log.info("event=tail_start namespace=%s pod=%s container=%s since=%s",
                  scope.namespace, scope.pod_name, scope.container_name or "-", format_rfc3339_ns(start_ns))
         chunks = _follow(

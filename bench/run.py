@@ -30,6 +30,7 @@ from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.records import BatchDecoder, LogRow  # noqa: E402
 from common.settings import Settings  # noqa: E402
+from tests.store_reads import stored_lines  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
 from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns  # noqa: E402
 
@@ -353,7 +354,8 @@ def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> 
     first = json.loads(payloads[0])[0]["time"]
     last = json.loads(payloads[-1])[-1]["time"]
     pods = {r["kubernetes"]["pod_name"] for body in payloads for r in json.loads(body)}
-    return sum(len(store.query(namespace, pod, "app", parse_rfc3339_ns(first), parse_rfc3339_ns(last), 10**9).rows)
+    return sum(len(stored_lines(store, namespace, pod, "app", parse_rfc3339_ns(first), parse_rfc3339_ns(last),
+                                bucket_seconds=store.bucket_seconds))
                for pod in pods)
 
 

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.workload import lines, post_write  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.settings import Settings  # noqa: E402
+from tests.store_reads import stored_lines  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
 from common.timestamps import format_rfc3339_ns  # noqa: E402
 
@@ -300,7 +301,8 @@ def reconcile(store: CassandraStore, namespace: str, acknowledged: list[int], si
     missing = duplicates = unexpected = stored = 0
     for pod, want in expected.items():
         first, last = min(ts for ts, _ in want), max(ts for ts, _ in want)
-        got = collections.Counter(store.query(namespace, pod, "app", first, last, max_rows=10**9).rows)
+        got = collections.Counter(stored_lines(store, namespace, pod, "app", first, last,
+                                               bucket_seconds=store.bucket_seconds))
         stored += sum(got.values())
         missing += sum((want - got).values())
         unexpected += sum((got - want).values())

@@ -12,7 +12,7 @@ import binascii
 
 import msgspec
 
-from common.log_search import Position
+from common.log_store import Direction, Position
 from common.schema import LINE_ID_MAX, LINE_ID_MIN
 from common.timestamps import MAX_NS, MIN_NS
 
@@ -24,13 +24,13 @@ class CursorError(ValueError):
     """The text is not a cursor this server issued."""
 
 
-def encode_cursor(after: Position, backward: bool) -> str:
-    packed = msgspec.msgpack.encode([_VERSION, backward, *after])
+def encode_cursor(after: Position, direction: Direction) -> str:
+    packed = msgspec.msgpack.encode([_VERSION, direction.backward, *after])
     return base64.urlsafe_b64encode(packed).rstrip(b"=").decode()
 
 
 def decode_cursor(text: str) -> tuple[Position, bool]:
-    """(position, backward) from a cursor; CursorError when it is not one."""
+    """(position, direction) from a cursor; CursorError when it is not one."""
     if len(text) > _MAX_CURSOR_CHARS:
         raise CursorError("cursor too long")
     try:
@@ -50,4 +50,4 @@ def decode_cursor(text: str) -> tuple[Position, bool]:
     if not (MIN_NS <= ts_ns <= MAX_NS and LINE_ID_MIN <= line_id <= LINE_ID_MAX):
         raise CursorError("not a cursor returned by this server: its position is out of range "
                           "(pass next_cursor back unchanged)")
-    return Position(ts_ns, pod_name, container_name, line_id), backward
+    return Position(ts_ns, pod_name, container_name, line_id), Direction.BACKWARD if backward else Direction.FORWARD

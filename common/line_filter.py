@@ -14,7 +14,7 @@ from collections.abc import Callable
 import re2
 
 from common.errors import ParameterError
-from common.log_search import LogLine
+from common.log_store import LogLine
 
 STREAMS = ("stdout", "stderr")
 MAX_PATTERN_CHARS = 256

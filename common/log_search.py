@@ -10,12 +10,13 @@ one starts exactly after the first.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import heapq
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import NamedTuple, Protocol
 
+from common.log_store import Direction, LogLine, LogStore, Position
 from common.query_plan import BucketSlice, plan_slices
 from common.schema import LINE_ID_MAX, LINE_ID_MIN
 
@@ -31,28 +32,6 @@ _INDEX_LOOKUP_CHUNK = 16
 _CLOCK_EVERY = 512
 
 
-class Position(NamedTuple):
-    """A line's place in the global order."""
-
-    ts_ns: int
-    pod_name: str
-    container_name: str
-    line_id: int
-
-
-class LogLine(NamedTuple):
-    ts_ns: int
-    pod_name: str
-    container_name: str
-    line_id: int
-    log: str
-    stream: str | None
-
-    @property
-    def position(self) -> Position:
-        return Position(self.ts_ns, self.pod_name, self.container_name, self.line_id)
-
-
 @dataclasses.dataclass(frozen=True)
 class Scope:
     """Whose lines: one container, every container of a pod, or every pod of a namespace."""
@@ -66,22 +45,14 @@ class Scope:
             raise ValueError("a container scope needs its pod")
 
 
-class LineStore(Protocol):
-    def read_range(self, partition: tuple[str, str, str, int], low: tuple[int, int], high: tuple[int, int],
-                   *, backward: bool, page_size: int, first_page_size: int | None = None) -> Iterable[LogLine]: ...
-
-    def containers_in_buckets(self, namespace: str, pod_name: str | None,
-                              buckets: Sequence[int]) -> list[list[tuple[str, str]]]: ...
-
-
 def read_lines(
-    store: LineStore, scope: Scope, start_ns: int, end_ns: int, *, bucket_seconds: int,
-    backward: bool = False, after: Position | None = None, page_size: int = 5000,
+    store: LogStore, scope: Scope, start_ns: int, end_ns: int, *, bucket_seconds: int,
+    direction: Direction = Direction.FORWARD, after: Position | None = None, page_size: int = 5000,
 ) -> Iterator[LogLine]:
-    """Every line of `scope` with start_ns <= ts <= end_ns, strictly after `after` in the read
-    direction, oldest first (newest first when backward). Lazy: reads as it is iterated."""
+    """Every line of `scope` with start_ns <= ts <= end_ns, strictly after `after` in `direction`,
+    oldest first (newest first when backward). Lazy: reads as it is iterated."""
     slices = plan_slices(start_ns, end_ns, bucket_seconds)
-    if backward:
+    if direction.backward:
         slices.reverse()
     one_container = scope.container_name is not None
     ahead = _READ_AHEAD_ONE_CONTAINER if one_container else _READ_AHEAD_MANY_CONTAINERS
@@ -91,10 +62,10 @@ def read_lines(
     def start(bucket_slice: BucketSlice, containers: list[tuple[str, str]], first_page_size: int) -> list[Iterator[LogLine]]:
         reads = []
         for pod_name, container_name in containers:
-            bounds = _bounds(bucket_slice, pod_name, container_name, after, backward)
+            bounds = _bounds(bucket_slice, pod_name, container_name, after, direction)
             if bounds is not None:
                 partition = (scope.namespace, pod_name, container_name, bucket_slice.bucket)
-                read = store.read_range(partition, *bounds, backward=backward, page_size=page_size,
+                read = store.read_range(partition, *bounds, direction=direction, page_size=page_size,
                                         first_page_size=first_page_size)
                 reads.append(iter(read))
         return reads
@@ -104,13 +75,13 @@ def read_lines(
         first_page_size = page_size if number == 0 else min(page_size, _READ_AHEAD_FIRST_PAGE)
         started.append(start(bucket_slice, containers, first_page_size))
         if len(started) > ahead:
-            yield from _merged(started.popleft(), backward)
+            yield from _merged(started.popleft(), direction)
     while started:
-        yield from _merged(started.popleft(), backward)
+        yield from _merged(started.popleft(), direction)
 
 
 def _slices_with_containers(
-    store: LineStore, scope: Scope, slices: list[BucketSlice],
+    store: LogStore, scope: Scope, slices: list[BucketSlice],
 ) -> Iterator[tuple[BucketSlice, list[tuple[str, str]]]]:
     if scope.container_name is not None:
         only = [(scope.pod_name, scope.container_name)]
@@ -124,13 +95,13 @@ def _slices_with_containers(
 
 
 def _bounds(
-    bucket_slice: BucketSlice, pod_name: str, container_name: str, after: Position | None, backward: bool,
+    bucket_slice: BucketSlice, pod_name: str, container_name: str, after: Position | None, direction: Direction,
 ) -> tuple[tuple[int, int], tuple[int, int]] | None:
     """Inclusive (ts_ns, line_id) bounds of one partition's lines inside the slice and past `after`."""
     low, high = (bucket_slice.start_ns, LINE_ID_MIN), (bucket_slice.end_ns, LINE_ID_MAX)
     if after is not None:
         stream, after_stream = (pod_name, container_name), (after.pod_name, after.container_name)
-        if not backward:
+        if not direction.backward:
             if stream > after_stream:
                 edge = (after.ts_ns, LINE_ID_MIN)
             elif stream == after_stream:
@@ -149,14 +120,23 @@ def _bounds(
     return (low, high) if low <= high else None
 
 
-def _merged(reads: list[Iterator[LogLine]], backward: bool) -> Iterator[LogLine]:
+def _merged(reads: list[Iterator[LogLine]], direction: Direction) -> Iterator[LogLine]:
     if len(reads) == 1:
         return reads[0]
     # (ts_ns, pod, container, line_id) is unique, so tuple order never reaches log or stream.
-    return heapq.merge(*reads, reverse=backward)
+    return heapq.merge(*reads, reverse=direction.backward)
 
 
 # --- pages ---
+
+
+class CutReason(enum.StrEnum):
+    """Why a page ended before the lines ran out (a str: it is also the answer's word for it)."""
+
+    LIMIT = "limit"  # the client's limit
+    MAX_ROWS = "max_rows"  # the server's cap on one answer
+    MAX_SCAN = "max_scan"  # stored lines examined (filters may keep few of them)
+    TIMEOUT = "timeout"
 
 
 @dataclasses.dataclass
@@ -164,7 +144,7 @@ class PageEnd:
     """How a page ended; complete once the page's lines have all been consumed."""
 
     next_after: Position | None = None  # set when the page was cut: the next page starts after it
-    reason: str | None = None  # "limit", "max_rows", "max_scan" or "timeout"
+    reason: CutReason | None = None
     returned: int = 0
     examined: int = 0
 
@@ -174,20 +154,21 @@ class PageEnd:
 
 
 def paginate(
-    lines: Iterable[LogLine], end: PageEnd, *, limit: int, limit_reason: str,
+    lines: Iterable[LogLine], end: PageEnd, *, limit: int, limit_reason: CutReason,
     keep: Callable[[LogLine], bool] | None = None, max_scan: int, deadline: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[LogLine]:
     """The lines `keep` accepts, at most `limit` of them, reading at most `max_scan` lines and
-    stopping at `deadline` (time.monotonic()). When it stops before the lines run out, `end`
-    records where the next page starts: after the last line examined, kept or not."""
+    stopping at `deadline` (on `clock`). When it stops before the lines run out, `end` records
+    where the next page starts: after the last line examined, kept or not."""
     last: LogLine | None = None
     for line in lines:
         if end.returned == limit:
             return _cut(end, last, limit_reason)
         if end.examined == max_scan:
-            return _cut(end, last, "max_scan")
-        if end.examined % _CLOCK_EVERY == _CLOCK_EVERY - 1 and time.monotonic() > deadline:
-            return _cut(end, last, "timeout")
+            return _cut(end, last, CutReason.MAX_SCAN)
+        if end.examined % _CLOCK_EVERY == _CLOCK_EVERY - 1 and clock() > deadline:
+            return _cut(end, last, CutReason.TIMEOUT)
         end.examined += 1
         last = line
         if keep is None or keep(line):
@@ -195,6 +176,6 @@ def paginate(
             yield line
 
 
-def _cut(end: PageEnd, last: LogLine | None, reason: str) -> None:
+def _cut(end: PageEnd, last: LogLine | None, reason: CutReason) -> None:
     if last is not None:
         end.next_after, end.reason = last.position, reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from common.row_keys import bucket_of
+from common.partitions import bucket_of
 from common.timestamps import NS_PER_SECOND
 
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 
+from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
 from common.timestamps import NS_PER_SECOND
 
@@ -57,15 +58,6 @@ PATH_BITS = 22
 OFFSET_BITS = 62 - PATH_BITS  # 40: offsets wrap at 1 TiB
 _OFFSET_MASK = (1 << OFFSET_BITS) - 1
 _PATH_MASK = (1 << PATH_BITS) - 1
-
-PartitionKey = tuple[str, str, str, int]
-
-
-def bucket_of(ts_ns: int, bucket_seconds: int) -> int:
-    """Start (epoch seconds) of the time bucket holding ts_ns."""
-    seconds = ts_ns // NS_PER_SECOND
-    return seconds - seconds % bucket_seconds
-
 
 def content_hash(stream: str | None, log: str) -> int:
     digest = hashlib.blake2b(f"{stream or ''}\x00{log}".encode(), digest_size=8).digest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from common.log_store import Direction
 from common.settings import Settings
 
 LOG_TABLE = "log_lines"
@@ -111,10 +112,10 @@ def insert_row(keyspace: str) -> str:
     )
 
 
-def select_range(keyspace: str, *, backward: bool) -> str:
+def select_range(keyspace: str, direction: Direction) -> str:
     """One partition's lines with (low_ts, low_id) <= (ts_ns, line_id) <= (high_ts, high_id),
-    columns in log_search.LogLine's order."""
-    order = " ORDER BY ts_ns DESC, line_id DESC" if backward else ""
+    columns in LogLine's order."""
+    order = " ORDER BY ts_ns DESC, line_id DESC" if direction.backward else ""
     return (
         f"SELECT ts_ns, pod_name, container_name, line_id, log, stream FROM {keyspace}.{LOG_TABLE} "
         "WHERE namespace = ? "

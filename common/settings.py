@@ -52,6 +52,7 @@ class Settings:
     enable_profiling: bool = False
     ingest_token: str = dataclasses.field(default="", repr=False)
     query_token: str = dataclasses.field(default="", repr=False)
+    tenant_id: str = ""
     # Redis and the queue
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: str = dataclasses.field(default="", repr=False)
@@ -145,6 +146,16 @@ def _text(text: str) -> str:
 
 
 def _any_text(text: str) -> str:
+    return text
+
+
+# Loki's rule for tenant IDs: up to 150 of these characters.
+_TENANT_ID = re.compile(r"[A-Za-z0-9!\-_.*'()]{1,150}")
+
+
+def _tenant_id(text: str) -> str:
+    if text and not _TENANT_ID.fullmatch(text):
+        raise SettingsError(f"must be empty or 1-150 letters, digits and !-_.*'(); got {text!r}")
     return text
 
 
@@ -250,6 +261,9 @@ OPTIONS: tuple[Option, ...] = (
            "bearer token POST /write requires (empty: no authentication)", "api", secret=True),
     Option("query_token", "--query-token", "QUERY_TOKEN", _any_text,
            "bearer token GET /query requires (empty: no authentication)", "api", secret=True),
+    Option("tenant_id", "--tenant-id", "TENANT_ID", _tenant_id,
+           "the one tenant this deployment serves: the Loki API then requires X-Scope-OrgID to be it "
+           "(empty: X-Scope-OrgID is accepted and not checked)", "api"),
     Option("redis_url", "--redis-url", "REDIS_URL", _redis_url, "Redis holding the queue"),
     Option("redis_password", "--redis-password", "REDIS_PASSWORD", _any_text,
            "password Redis requires (its requirepass; one in REDIS_URL wins; empty: none)", secret=True),

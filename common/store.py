@@ -16,7 +16,6 @@ and ingest meanwhile. A driver failure leaves here as one of:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import math
@@ -35,9 +34,12 @@ from cassandra.protocol import RequestValidationException as ValidationErrorMess
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
-from common import log_search, schema
+from common import schema
+from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, StoreConfigError, StoreUnavailable,
+                              WriteRefused)
+from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
-from common.row_keys import PartitionKey, bucket_of, line_ids
+from common.row_keys import line_ids
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,34 +58,6 @@ _LABEL_OVERHEAD_BYTES = 8
 RECONNECT_MAX_DELAY_SECONDS = 5.0
 # Index entries a process remembers having written before it forgets them all and starts over.
 _INDEX_MEMORY_ENTRIES = 100_000
-
-
-class StoreUnavailable(Exception):
-    """Cassandra did not answer, or answered with an error that a later retry may not see."""
-
-
-class StoreConfigError(StoreUnavailable):
-    """The existing schema disagrees with the settings (e.g. another bucket size): the message says
-    which setting to change. A StoreUnavailable, so the API answers 503 with it wherever it needs
-    Cassandra; a worker stops on it instead (workers.runner)."""
-
-
-class WriteRefused(Exception):
-    """Cassandra refused a write for a reason of its own (not an outage, not its size)."""
-
-
-class BatchNeverWritable(Exception):
-    """A row of the batch is too large for Cassandra even in a request of its own."""
-
-
-@dataclasses.dataclass(frozen=True)
-class QueryResult:
-    rows: list[tuple[int, str]]  # (ts_ns, log), oldest first
-    truncated: bool
-
-
-# An inclusive bound on a partition's clustering order.
-Bound = tuple[int, int]  # (ts_ns, line_id)
 
 
 _DRIVER_ERRORS = (DriverException, RequestExecutionException, NoHostAvailable, ErrorMessage, OSError)
@@ -108,10 +82,15 @@ class CassandraStore:
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
-        self._statements: dict[str, PreparedStatement] = {}
+        self._statements: dict[str | Direction, PreparedStatement] = {}
         self._config_error: StoreConfigError | None = None
         # Index entries this process wrote, and when (monotonic): rewritten after INDEX_REFRESH_SECONDS.
         self._indexed: dict[tuple, float] = {}
+
+    @property
+    def bucket_seconds(self) -> int:
+        """The width of a partition's time bucket (CASSANDRA_BUCKET_SECONDS)."""
+        return self._settings.cassandra_bucket_seconds
 
     # --- connection and schema ---
 
@@ -173,8 +152,8 @@ class CassandraStore:
                 ("insert", schema.insert_row(keyspace)),
                 ("insert_stream", schema.insert_stream(keyspace)),
                 ("insert_namespace", schema.insert_namespace(keyspace)),
-                ("forward", schema.select_range(keyspace, backward=False)),
-                ("backward", schema.select_range(keyspace, backward=True)),
+                (Direction.FORWARD, schema.select_range(keyspace, Direction.FORWARD)),
+                (Direction.BACKWARD, schema.select_range(keyspace, Direction.BACKWARD)),
                 ("streams", schema.select_streams(keyspace, one_pod=False)),
                 ("pod_streams", schema.select_streams(keyspace, one_pod=True)),
                 ("namespaces", schema.select_namespaces(keyspace)),
@@ -412,14 +391,14 @@ class CassandraStore:
     # --- reads ---
 
     def read_range(
-        self, partition: PartitionKey, low: Bound, high: Bound, *, backward: bool, page_size: int,
+        self, partition: PartitionKey, low: Bound, high: Bound, *, direction: Direction, page_size: int,
         first_page_size: int | None = None,
     ) -> "RangeRead":
         """Start reading one partition's lines between two inclusive bounds (the first page, of
         first_page_size lines if given, is requested at once; iterate the result for the lines, in
         clustering or reverse order, the later pages page_size lines each)."""
         session = self.connect()
-        statement = self._statements["backward" if backward else "forward"].bind((*partition, *low, *high))
+        statement = self._statements[direction].bind((*partition, *low, *high))
         statement.fetch_size = first_page_size or page_size
         try:
             future = session.execute_async(statement, execution_profile=_LINES_PROFILE)
@@ -441,21 +420,6 @@ class CassandraStore:
     def namespaces_in_buckets(self, buckets: Sequence[int]) -> list[list[str]]:
         return [sorted(row[0] for row in rows) for rows in self._read_all("namespaces", [(b,) for b in buckets])]
 
-    def query(
-        self, namespace: str, pod_name: str, container_name: str, start_ns: int, end_ns: int,
-        max_rows: int,
-    ) -> QueryResult:
-        """One container's lines with start_ns <= ts <= end_ns as a list, oldest first, at most
-        max_rows (for tools and tests; the API pages through log_search instead)."""
-        scope = log_search.Scope(namespace, pod_name, container_name)
-        rows: list[tuple[int, str]] = []
-        for line in log_search.read_lines(self, scope, start_ns, end_ns,
-                                          bucket_seconds=self._settings.cassandra_bucket_seconds):
-            if len(rows) == max_rows:
-                return QueryResult(rows, truncated=True)
-            rows.append((line.ts_ns, line.log))
-        return QueryResult(rows, truncated=False)
-
     def _read_all(self, statement: str, params: list[tuple]) -> list[list[tuple]]:
         """One prepared read per parameter tuple, all in flight at once; their rows, in order."""
         session = self.connect()
@@ -467,7 +431,7 @@ class CassandraStore:
 
 
 class RangeRead:
-    """The lines of one started partition read, as log_search.LogLine tuples, fetched page by
+    """The lines of one started partition read, as LogLine tuples, fetched page by
     page as they are iterated; the next page is requested before the current one is handed out,
     so Cassandra reads it while the caller works through this one."""
 
@@ -477,7 +441,7 @@ class RangeRead:
         self._future = future
         self._page_size = page_size
 
-    def __iter__(self) -> Iterator[log_search.LogLine]:
+    def __iter__(self) -> Iterator[LogLine]:
         try:
             result = self._future.result()
             self._statement.fetch_size = self._page_size  # a page's size is per request
@@ -503,12 +467,12 @@ class RangeRead:
 _LINES_PROFILE = "lines"
 
 
-def _line_factory(column_names: list[str], rows: list[tuple]) -> list[log_search.LogLine]:
+def _line_factory(column_names: list[str], rows: list[tuple]) -> list[LogLine]:
     return list(map(_as_line, rows))
 
 
 # tuple.__new__ straight from C: LogLine._make is a Python function, a call per row on the driver's thread.
-_as_line = functools.partial(tuple.__new__, log_search.LogLine)
+_as_line = functools.partial(tuple.__new__, LogLine)
 
 
 def _lines_profile(default: ExecutionProfile) -> ExecutionProfile:
@@ -554,20 +518,3 @@ def _describe(error: BaseException) -> str:
         reasons = "; ".join(f"{host}: {reason}" for host, reason in error.errors.items())
         return f"no host available ({reasons or 'none reachable'})"
     return f"{type(error).__name__}: {error}"[:500]
-
-
-def wait_until_connected(store: CassandraStore, deadline_seconds: float) -> None:
-    """Connect, retrying with back-off until the deadline (workers starting before Cassandra)."""
-    delay, started = 1.0, time.monotonic()
-    while True:
-        try:
-            store.connect()
-            return
-        except StoreConfigError:
-            raise
-        except StoreUnavailable as error:
-            if time.monotonic() - started > deadline_seconds:
-                raise
-            log.warning("event=cassandra_waiting retry_in=%.0fs error=%s", delay, error)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)

@@ -8,7 +8,7 @@ import time
 
 from common.metrics import WorkerMetrics
 from common.queue import BatchQueue
-from common.store import CassandraStore
+from common.log_store import LogStore
 from common.timestamps import now_ns
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class JobContext:
     """Long-lived, per-process collaborators handed to every job (one Cassandra session)."""
 
     queue: BatchQueue
-    store: CassandraStore
+    store: LogStore
     metrics: WorkerMetrics
 
 

@@ -45,7 +45,8 @@ from rq.worker import SimpleWorker
 from common.metrics import WorkerMetrics
 from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
 from common.settings import Settings
-from common.store import BatchNeverWritable, CassandraStore, StoreConfigError, StoreUnavailable
+from common.log_store import BatchNeverWritable, LogStore, StoreConfigError, StoreUnavailable
+from common.store import CassandraStore
 from workers.jobs import JobContext
 
 log = logging.getLogger(__name__)
@@ -254,7 +255,7 @@ class StoreWorker(SimpleWorker):
         self._stop_requested = True
 
 
-def build_worker(settings: Settings, connection: redis.Redis, store: CassandraStore,
+def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
                  metrics: WorkerMetrics) -> StoreWorker:
     queue = BatchQueue(connection, settings)
     context = JobContext(queue=queue, store=store, metrics=metrics)

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 
 from common.store import CassandraStore
+from tests.store_reads import stored_lines
 
 
 @dataclasses.dataclass
@@ -34,8 +35,8 @@ class Ledger:
             span[0], span[1] = min(span[0], ts_ns), max(span[1], ts_ns)
         stored = collections.Counter()
         for (pod, container), (first, last) in spans.items():
-            result = store.query(namespace, pod, container, first, last, max_rows=10**9)
-            for ts_ns, log in result.rows:
+            for ts_ns, log in stored_lines(store, namespace, pod, container, first, last,
+                                           bucket_seconds=store.bucket_seconds):
                 stored[(pod, container, ts_ns, log)] += 1
         expected = collections.Counter(self.acknowledged)
         return Reconciliation(

@@ -19,6 +19,7 @@ from common.store import CassandraStore, StoreConfigError
 from tests.conftest import with_changes
 from tests.faults.processes import settings_env
 from tests.integration.pipeline import unique
+from tests.store_reads import stored_lines as container_lines
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +115,8 @@ def big_labelled_rows(namespace: str, count: int = 300) -> list[LogRow]:
 
 def stored_lines(store: CassandraStore, namespace: str) -> list[str]:
     start = 1_700_000_000 * 10**9
-    return [log for _, log in store.query(namespace, "pod", "c", start, start + 10**9, max_rows=10_000).rows]
+    return [log for _, log in container_lines(store, namespace, "pod", "c", start, start + 10**9,
+                                           bucket_seconds=store.bucket_seconds)]
 
 
 def test_a_batch_with_large_labels_is_written_in_requests_cassandra_accepts(real_store):

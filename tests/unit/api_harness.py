@@ -10,10 +10,10 @@ import falcon.testing
 from api.app import create_app
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue
+from common.log_store import LogLine, StoreUnavailable
+from common.partitions import bucket_of
+from common.row_keys import line_ids
 from common.settings import Settings
-from common.log_search import LogLine
-from common.row_keys import bucket_of
-from common.store import StoreUnavailable
 
 
 SEED_CONTAINER = ("default", "nginx-deployment-abcde", "nginx")
@@ -21,9 +21,11 @@ SEED_CONTAINER = ("default", "nginx-deployment-abcde", "nginx")
 
 @dataclasses.dataclass
 class FakeStore:
-    """The store's read and health interface over lines held in memory, with the same order and
-    inclusive bounds as Cassandra. `rows` are (ts_ns, log) lines of `container`; `add` puts
-    lines anywhere. `down` makes every call fail as an unreachable Cassandra does."""
+    """The LogStore protocol over lines held in memory, with the same keys, order and inclusive
+    bounds as Cassandra (tests/integration/test_store_contract.py runs the same cases on both).
+    `rows` are (ts_ns, log) lines of `container`; `add` puts lines anywhere, with ids in the order
+    added; `write` keys rows as the real store does. `down` makes every call fail as an
+    unreachable Cassandra does."""
 
     rows: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     down: str | None = None
@@ -42,19 +44,33 @@ class FakeStore:
         partition = (namespace, pod_name, container_name, bucket_of(ts_ns, self.bucket_seconds))
         self.lines.setdefault(partition, []).append((ts_ns, self._next_id, log, stream))
 
+    def write(self, rows) -> int:
+        self._check()
+        touched = set()
+        for row, line_id in zip(rows, line_ids(rows)):
+            partition = (row.namespace, row.pod_name, row.container_name, bucket_of(row.ts_ns, self.bucket_seconds))
+            lines = self.lines.setdefault(partition, [])
+            lines[:] = [line for line in lines if line[:2] != (row.ts_ns, line_id)]  # an upsert, as in CQL
+            lines.append((row.ts_ns, line_id, row.log, row.stream))
+            touched.add(partition)
+        return len(touched)
+
     def ping(self, timeout: float) -> None:
         self._check()
 
-    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+    def close(self) -> None:
+        pass
+
+    def read_range(self, partition, low, high, *, direction, page_size, first_page_size=None):
         self._check()
         if not all(-(2**63) <= value < 2**63 for value in (*low, *high)):
             raise TypeError("bigint out of range")  # as the driver does when it binds such a bound
-        self.reads.append((*partition, low, high, backward))
+        self.reads.append((*partition, low, high, direction))
         namespace, pod_name, container_name, _ = partition
         found = [LogLine(ts_ns, pod_name, container_name, line_id, log, stream)
                  for ts_ns, line_id, log, stream in sorted(self.lines.get(tuple(partition), []))
                  if low <= (ts_ns, line_id) <= high]
-        return found[::-1] if backward else found
+        return found[::-1] if direction.backward else found
 
     def containers_in_buckets(self, namespace, pod_name, buckets):
         self._check()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from common.settings import Settings
@@ -54,3 +56,26 @@ def test_tokens_never_appear_in_metrics_or_the_settings_repr():
     harness.client.simulate_post("/write", json=RECORD, headers=bearer("in-secret"))
     text = harness.client.simulate_get("/metrics").text + repr(SECURED)
     assert "in-secret" not in text and "q-secret" not in text
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_basic_auth_carries_the_token_as_its_password_whatever_the_user():
+    harness = build(Settings(query_token="q-secret"))
+    response = harness.client.simulate_get("/namespaces", headers=basic("grafana", "q-secret"))
+    assert response.status_code == 200
+
+
+def test_basic_auth_with_another_password_gets_401():
+    harness = build(Settings(query_token="q-secret"))
+    assert harness.client.simulate_get("/namespaces", headers=basic("q-secret", "wrong")).status_code == 401
+
+
+@pytest.mark.parametrize("authorization", ["Basic not-base64!", "Basic " + base64.b64encode(b"no-colon").decode(),
+                                           "Digest q-secret"])
+def test_malformed_or_other_credentials_get_401(authorization):
+    harness = build(Settings(query_token="q-secret"))
+    response = harness.client.simulate_get("/namespaces", headers={"Authorization": authorization})
+    assert response.status_code == 401

@@ -9,6 +9,7 @@ import pytest
 
 from common.cursor import encode_cursor
 from common.log_search import Position
+from common.log_store import Direction
 from common.settings import Settings
 from common.store import StoreUnavailable
 from tests.unit.api_harness import FakeStore, build
@@ -73,7 +74,7 @@ def test_a_cursor_from_one_direction_is_refused_in_the_other():
                                                     (0, 2**63)])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 def test_a_tampered_cursor_out_of_the_columns_range_gets_400(line_id, ts_offset, direction):
-    cursor = encode_cursor(Position(T0 + ts_offset, "web", "app", line_id), direction == "backward")
+    cursor = encode_cursor(Position(T0 + ts_offset, "web", "app", line_id), Direction(direction))
     response = get(harness_with(SIX), **CONTAINER, direction=direction, cursor=cursor)
     assert response.status_code == 400
     assert response.json["message"] == "Invalid parameter 'cursor'"
@@ -225,8 +226,8 @@ class StoreFailingMidRead(FakeStore):
 
     good: int = 100
 
-    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
-        lines = super().read_range(partition, low, high, backward=backward, page_size=page_size,
+    def read_range(self, partition, low, high, *, direction, page_size, first_page_size=None):
+        lines = super().read_range(partition, low, high, direction=direction, page_size=page_size,
                                    first_page_size=first_page_size)
 
         def failing():

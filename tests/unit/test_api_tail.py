@@ -12,7 +12,7 @@ import falcon
 import falcon.testing
 import pytest
 
-from api.errors import serialize_error
+from api.errors import register_error_handlers, serialize_error
 from api.read_slots import ReadSlots
 from api.tail import TailFollower, TailResource
 from common.log_search import Scope
@@ -63,9 +63,9 @@ class PollRecordingStore(FakeStore):
     clock: FakeClock | None = None
     attempts: list[float]
 
-    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+    def read_range(self, partition, low, high, *, direction, page_size, first_page_size=None):
         self.attempts.append(self.clock.elapsed)
-        return super().read_range(partition, low, high, backward=backward, page_size=page_size,
+        return super().read_range(partition, low, high, direction=direction, page_size=page_size,
                                    first_page_size=first_page_size)
 
 
@@ -74,6 +74,7 @@ def tail_client(store, clock, settings=SETTINGS, **options):
     slots = ReadSlots(settings, ["/tail"])
     app = falcon.App(middleware=[slots])
     app.set_error_serializer(serialize_error)
+    register_error_handlers(app, settings.retry_after_seconds)
     app.add_route("/tail", TailResource(settings, store, clock=clock, **options))
     return falcon.testing.TestClient(app), slots
 

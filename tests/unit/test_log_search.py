@@ -8,6 +8,7 @@ import time
 import pytest
 
 from common.log_search import PageEnd, Position, Scope, paginate, read_lines
+from common.log_store import Direction
 from tests.unit.api_harness import FakeStore
 
 HOUR = 3600 * 10**9
@@ -31,12 +32,12 @@ def read(store, scope=Scope(NS, "web", "app"), start=T0 - 10 * HOUR, end=T0 + 10
     return list(read_lines(store, scope, start, end, bucket_seconds=3600, **kwargs))
 
 
-def page_through(store, scope, *, limit, backward=False):
+def page_through(store, scope, *, limit, direction=Direction.FORWARD):
     """Every page of `limit` lines, following next_after until the end: (pages, all lines)."""
     after, pages = None, []
     while True:
         end = PageEnd()
-        lines = list(paginate(read(store, scope, backward=backward, after=after), end, limit=limit,
+        lines = list(paginate(read(store, scope, direction=direction, after=after), end, limit=limit,
                               limit_reason="limit", max_scan=10**9, deadline=time.monotonic() + 60))
         pages.append(lines)
         if not end.cut:
@@ -51,7 +52,7 @@ def test_one_container_reads_oldest_first_across_bucket_borders():
 
 def test_backward_reads_newest_first_across_bucket_borders():
     store = store_with(("web", "app", T0 - 1, "before border"), ("web", "app", T0 + 1, "after border"))
-    assert logs(read(store, backward=True)) == ["after border", "before border"]
+    assert logs(read(store, direction=Direction.BACKWARD)) == ["after border", "before border"]
 
 
 def test_the_range_is_inclusive_at_both_ends():
@@ -85,14 +86,14 @@ def test_a_namespace_scope_leaves_other_namespaces_out():
     assert logs(read(store, Scope(NS))) == ["mine"]
 
 
-@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("direction", list(Direction))
 @pytest.mark.parametrize("scope", [Scope(NS, "web", "app"), Scope(NS, "web"), Scope(NS)], ids=str)
-def test_paging_returns_every_line_exactly_once_when_many_share_a_timestamp(scope, backward):
+def test_paging_returns_every_line_exactly_once_when_many_share_a_timestamp(scope, direction):
     lines = [(pod, container, T0 + (i // 7) * 1000, f"{pod}/{container} {i}")
              for i in range(60) for pod, container in (("web", "app"), ("web", "proxy"), ("db", "pg"))]
     store = store_with(*lines)
-    wanted = read(store, scope, backward=backward)
-    pages, seen = page_through(store, scope, limit=4, backward=backward)
+    wanted = read(store, scope, direction=direction)
+    pages, seen = page_through(store, scope, limit=4, direction=direction)
     assert seen == wanted
     assert len(set(seen)) == len(seen)
     assert all(len(page) == 4 for page in pages[:-1])
@@ -101,7 +102,7 @@ def test_paging_returns_every_line_exactly_once_when_many_share_a_timestamp(scop
 def test_paging_backward_yields_the_forward_order_reversed():
     store = store_with(*[("web", "app", T0 + i // 3, str(i)) for i in range(20)])
     _, forward = page_through(store, Scope(NS, "web", "app"), limit=3)
-    _, backward = page_through(store, Scope(NS, "web", "app"), limit=3, backward=True)
+    _, backward = page_through(store, Scope(NS, "web", "app"), limit=3, direction=Direction.BACKWARD)
     assert backward == forward[::-1]
 
 
@@ -148,9 +149,9 @@ class PageSizeRecordingStore(FakeStore):
         super().__init__()
         self.first_pages: list[tuple[int, int | None]] = []  # (bucket, first_page_size)
 
-    def read_range(self, partition, low, high, *, backward, page_size, first_page_size=None):
+    def read_range(self, partition, low, high, *, direction, page_size, first_page_size=None):
         self.first_pages.append((partition[3], first_page_size))
-        return super().read_range(partition, low, high, backward=backward, page_size=page_size)
+        return super().read_range(partition, low, high, direction=direction, page_size=page_size)
 
 
 def test_the_first_bucket_is_read_in_full_pages_and_the_buckets_read_ahead_start_with_small_ones():

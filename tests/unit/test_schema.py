@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from common.log_store import Direction
 from common.schema import (
     LOG_TABLE,
     SETTINGS_TABLE,
@@ -122,7 +123,7 @@ def test_the_insert_binds_one_marker_per_column():
 
 
 def test_a_range_select_reads_one_partition_between_two_inclusive_positions():
-    cql = select_range("logs", backward=False)
+    cql = select_range("logs", Direction.FORWARD)
     assert f"FROM logs.{LOG_TABLE} " in cql
     assert "bucket = ?" in cql
     assert "(ts_ns, line_id) >= (?, ?) AND (ts_ns, line_id) <= (?, ?)" in cql
@@ -130,7 +131,7 @@ def test_a_range_select_reads_one_partition_between_two_inclusive_positions():
 
 
 def test_a_backward_range_select_reads_newest_first():
-    assert select_range("logs", backward=True).endswith("ORDER BY ts_ns DESC, line_id DESC")
+    assert select_range("logs", Direction.BACKWARD).endswith("ORDER BY ts_ns DESC, line_id DESC")
 
 
 def test_the_index_tables_are_partitioned_by_namespace_and_bucket():

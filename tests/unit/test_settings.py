@@ -11,6 +11,7 @@ from common.settings import OPTIONS, Settings, SettingsError, add_options, build
 
 # One value each option cannot run with. Username and password accept any text, so they have none.
 BAD_VALUES = {
+    "tenant_id": "team/a",
     "ip": "   ",
     "port": "65536",
     "api_threads": "1",
