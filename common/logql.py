@@ -279,7 +279,7 @@ label_filter: NAME (EQ | NEQ | RE | NRE) string                                -
        | "(" metric ")"                             -> group
 
 call: FUNC [grouping] "(" call_args ")" [grouping]
-call_args: (metric ",")* (metric | log_range | log_query)
+call_args: ((metric | string) ",")* (metric | string | log_range | log_query)
 grouping: (BY | WITHOUT) "(" [NAME ("," NAME)*] ")"
 
 signed_number: [PLUS | MINUS] NUMBER
