@@ -391,6 +391,8 @@ def _syntax_error(text: str, error: UnexpectedInput) -> LogQLError:
     expected = sorted({_TERMINAL_TEXT[name] for name in getattr(error, "expected", ()) or ()
                        if name in _TERMINAL_TEXT})
     hint = f"; expected {', '.join(expected)}" if expected and len(expected) <= 6 else ""
+    if construct.startswith("["):
+        hint = "; a range belongs inside a function, as in count_over_time({app=\"x\"}[5m])"
     if construct == "end of query":
         return LogQLError(construct, f"unexpected end of query{hint}")
     return LogQLError(construct, f"unexpected `{construct}`{where}{hint}")
@@ -688,9 +690,6 @@ class _ToAst(Transformer):
         kind, number = ("number", value.value) if isinstance(value, NumberLiteral) else value
         return LabelFilter(str(name), op, number, kind)
 
-    def number_value(self, literal):  # pragma: no cover - inlined by the grammar
-        return literal
-
     def duration_value(self, sign, token):
         nanoseconds = parse_duration(str(token), extra_units=True)
         if nanoseconds is None:
@@ -766,9 +765,6 @@ class _ToAst(Transformer):
                     op, f"`{op}` on a log or metric query is not supported: "
                     "only numbers and vector(n) combine with + - * /")
         return _check_depth(BinaryOp(op, left, right))
-
-    def start(self, query):  # pragma: no cover - `?start` inlines its only child
-        return query
 
 
 @dataclasses.dataclass(frozen=True)

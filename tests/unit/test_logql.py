@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import common.logql
+from common.errors import ParameterError
 from common.logql import (
     BinaryOp,
     DropLabels,
@@ -31,7 +35,6 @@ from common.logql import (
     selector_equalities,
     selector_label_names,
 )
-from common.errors import ParameterError
 
 S = 1_000_000_000
 APP = Matcher("app", "=", "api")
@@ -309,3 +312,10 @@ def test_byte_sizes_convert_as_go_humanize_reads_them(text, size):
 @pytest.mark.parametrize("text", ["", "KB", "10 XB", "ten", "-1KB"])
 def test_text_that_is_not_a_byte_size_converts_to_none(text):
     assert parse_bytes(text) is None
+
+
+def test_docs_logql_md_carries_the_modules_support_table():
+    table = [line for line in common.logql.__doc__.splitlines() if line.startswith("|")]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "logql.md").read_text().splitlines()
+    assert len(table) > 20
+    assert [line for line in docs if line.startswith("|")] == table

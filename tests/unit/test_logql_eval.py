@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -402,3 +403,25 @@ def test_numbers_alone_are_a_scalar():
 ])
 def test_values_are_written_as_prometheus_writes_them(value, text):
     assert format_value(value) == text
+
+
+KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(lambda k: k not in STREAM)
+VALUES = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufffd"), min_size=1, max_size=20)
+
+
+def logfmt_value(value: str) -> str:
+    plain = all(c > " " and c not in '="\\' for c in value)
+    return value if plain else json.dumps(value, ensure_ascii=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pairs=st.dictionaries(KEYS, VALUES, max_size=8))
+def test_logfmt_reads_back_the_pairs_a_logfmt_writer_wrote(pairs):
+    line = " ".join(f"{key}={logfmt_value(value)}" for key, value in pairs.items())
+    assert labels_after('{app="api"} | logfmt --strict', line) == {**STREAM, **pairs}
+
+
+@settings(max_examples=100, deadline=None)
+@given(fields=st.dictionaries(KEYS, VALUES, max_size=8))
+def test_json_reads_back_a_flat_objects_string_fields(fields):
+    assert labels_after('{app="api"} | json', json.dumps(fields)) == {**STREAM, **fields}
