@@ -58,15 +58,28 @@ class LineFilter:
 def compile_pattern(pattern: str):
     if not pattern:
         raise FilterError("regex", "must not be empty")
+    return compile_re2(pattern)
+
+
+def compile_re2(pattern: str, *, param: str = "regex", anchored: bool = False):
+    """`pattern` compiled on RE2 within this module's limits; `anchored` matches whole values only.
+
+    Raises FilterError naming `param`. The empty pattern is allowed here (it matches everything).
+    """
     if len(pattern) > MAX_PATTERN_CHARS:
-        raise FilterError("regex", f"longer than {MAX_PATTERN_CHARS} characters")
+        raise FilterError(param, f"longer than {MAX_PATTERN_CHARS} characters")
     options = re2.Options()
     options.log_errors = False
     options.max_mem = _MAX_PATTERN_MEMORY
     try:
-        return re2.compile(pattern, options)
+        compiled = re2.compile(pattern, options)
+        if anchored:
+            # As Prometheus anchors label matchers: the whole value, `.` matching newlines too.
+            # Compiled alone first, so that errors quote the client's pattern, not this wrapper.
+            compiled = re2.compile(f"^(?s:{pattern})$", options)
+        return compiled
     except re2.error as error:
         message = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else str(error)
         raise FilterError(
-            "regex", f"{message} (RE2 syntax: no backreferences or look-around)"
+            param, f"{message} (RE2 syntax: no backreferences or look-around)"
         ) from None
