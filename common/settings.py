@@ -35,6 +35,10 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     max_line_bytes: int = 256 * 1024
     fluent_bit_date_key: str = "date"
+    loki_namespace_label: str = "namespace"
+    loki_pod_label: str = "pod"
+    loki_container_label: str = "container"
+    loki_stream_label: str = "stream"
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
     query_max_stream_rows: int = 1_000_000
@@ -141,6 +145,15 @@ def _any_text(text: str) -> str:
     return text
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _label_name(text: str) -> str:
+    if not _LABEL_NAME.fullmatch(text):
+        raise SettingsError(f"expected a Loki label name (a letter or '_', then letters, digits, '_'), got {text!r}")
+    return text
+
+
 _KEYSPACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
 
@@ -212,6 +225,15 @@ OPTIONS: tuple[Option, ...] = (
            "a log line longer than this (UTF-8 bytes) is truncated to it and marked", "api"),
     Option("fluent_bit_date_key", "--fluent-bit-date-key", "FLUENT_BIT_DATE_KEY", _text,
            "fluent-bit's json_date_key: the record key holding its timestamp when `time` is absent", "api"),
+    Option("loki_namespace_label", "--loki-namespace-label", "LOKI_NAMESPACE_LABEL", _label_name,
+           "Loki push: the stream label holding the namespace (e.g. namespace_name)", "api"),
+    Option("loki_pod_label", "--loki-pod-label", "LOKI_POD_LABEL", _label_name,
+           "Loki push: the stream label holding the pod name", "api"),
+    Option("loki_container_label", "--loki-container-label", "LOKI_CONTAINER_LABEL", _label_name,
+           "Loki push: the stream label holding the container name", "api"),
+    Option("loki_stream_label", "--loki-stream-label", "LOKI_STREAM_LABEL", _label_name,
+           "Loki push: the stream label holding stdout/stderr; other labels and structured metadata go to `labels`",
+           "api"),
     Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
            "most rows one JSON GET /query answer holds; a longer one says truncated=true and gives next_cursor", "api"),
     Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),
@@ -354,6 +376,13 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             "invalid --cassandra-replication-factors (CASSANDRA_REPLICATION_FACTORS): SimpleStrategy "
             'takes a single factor such as {"cluster": 1}'
+        )
+    loki_labels = (settings.loki_namespace_label, settings.loki_pod_label, settings.loki_container_label,
+                   settings.loki_stream_label)
+    if len(set(loki_labels)) != len(loki_labels):
+        raise SettingsError(
+            "LOKI_NAMESPACE_LABEL, LOKI_POD_LABEL, LOKI_CONTAINER_LABEL and LOKI_STREAM_LABEL must be four "
+            f"different labels, got {', '.join(loki_labels)}"
         )
     if bool(settings.cassandra_username) != bool(settings.cassandra_password):
         raise SettingsError("CASSANDRA_USERNAME and CASSANDRA_PASSWORD must be set together")
