@@ -8,9 +8,12 @@ from pathlib import Path
 
 import cramjam
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from common.loki_push import (
     BodyTooLarge,
+    format_selector,
     LabelSyntaxError,
     LokiEntryError,
     LokiLabelNames,
@@ -421,6 +424,12 @@ def test_a_selector_allows_whitespace_between_tokens():
 
 def test_an_empty_selector_has_no_labels():
     assert parse_stream_selector("{}") == {}
+
+
+@given(st.dictionaries(st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,20}", fullmatch=True),
+                       st.text(st.characters(blacklist_categories=("Cs",)))))
+def test_a_selector_as_loki_writes_it_reads_back_as_the_same_labels(labels):
+    assert parse_stream_selector(format_selector(labels)) == labels
 
 
 @pytest.mark.parametrize("text", [
