@@ -311,25 +311,36 @@ class LokiPushDecoder:
     def _map(self, labels: dict[str, str], selector: str | None) -> _Stream | str:
         """A stream's labels as row fields, or the reason the stream is rejected. `selector` is the
         label string they were parsed from (names checked); None for JSON's label object."""
-        if selector is None:
-            for name in labels:
-                if not _LABEL_NAME.fullmatch(name):
-                    return f"Error parsing labels '{format_selector(labels)}' with error: invalid label name {name!r}"
-        required = self._required
-        values = []
-        for label in required:
-            value = labels.get(label)
-            if value is None:
-                return (f"stream '{selector or format_selector(labels)}' has no `{label}` label: every stream needs "
-                        f"the labels {', '.join(f'`{n}`' for n in required)} (LOKI_NAMESPACE_LABEL, LOKI_POD_LABEL, "
-                        "LOKI_CONTAINER_LABEL)")
-            if not 0 < len(value) <= MAX_NAME_CHARACTERS or value.isspace():
-                return (f"stream '{selector or format_selector(labels)}' has label `{label}` of {len(value)} "
-                        f"characters: it must be 1 to {MAX_NAME_CHARACTERS} characters, not blank")
-            values.append(value)
+        if selector is None and not all(map(_LABEL_NAME.fullmatch, labels)):
+            name = next(name for name in labels if not _LABEL_NAME.fullmatch(name))
+            return f"Error parsing labels '{format_selector(labels)}' with error: invalid label name {name!r}"
+        namespace_label, pod_label, container_label = self._required
+        namespace, pod, container = labels.get(namespace_label), labels.get(pod_label), labels.get(container_label)
+        if namespace is None or pod is None or container is None or not (
+            _valid_name(namespace) and _valid_name(pod) and _valid_name(container)
+        ):
+            return self._names_problem(labels, selector)
         row_fields = self._row_fields
         rest = {k: v for k, v in labels.items() if k not in row_fields}
-        return _Stream(*values, labels.get(self._names.stream), rest or None, labels)
+        return _Stream(namespace, pod, container, labels.get(self._names.stream), rest or None, labels)
+
+    def _names_problem(self, labels: dict[str, str], selector: str | None) -> str:
+        selector = selector or format_selector(labels)
+        for label in self._required:
+            value = labels.get(label)
+            if value is None:
+                return (f"stream '{selector}' has no `{label}` label: every stream needs the labels "
+                        f"{', '.join(f'`{n}`' for n in self._required)} (LOKI_NAMESPACE_LABEL, LOKI_POD_LABEL, "
+                        "LOKI_CONTAINER_LABEL)")
+            if not _valid_name(value):
+                return (f"stream '{selector}' has label `{label}` of {len(value)} characters: it must be 1 to "
+                        f"{MAX_NAME_CHARACTERS} characters, not blank")
+        raise AssertionError("no name label is wrong")
+
+
+def _valid_name(value: str) -> bool:
+    # The rule of records._check_names for fluent-bit's names, here for label values.
+    return 0 < len(value) <= MAX_NAME_CHARACTERS and not value.isspace()
 
 
 @dataclasses.dataclass(frozen=True)
