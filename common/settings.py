@@ -40,6 +40,10 @@ class Settings:
     fluent_bit_date_key: str = "date"
     fluent_bit_offset_key: str = "offset"
     fluent_bit_path_key: str = "log_file"
+    loki_namespace_label: str = "namespace"
+    loki_pod_label: str = "pod"
+    loki_container_label: str = "container"
+    loki_stream_label: str = "stream"
     query_max_rows: int = 100_000
     query_max_range_seconds: int = 31 * 86400
     query_max_stream_rows: int = 1_000_000
@@ -159,6 +163,15 @@ def _tenant_id(text: str) -> str:
     return text
 
 
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def _label_name(text: str) -> str:
+    if not _LABEL_NAME.fullmatch(text):
+        raise SettingsError(f"expected a Loki label name (a letter or '_', then letters, digits, '_'), got {text!r}")
+    return text
+
+
 _KEYSPACE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
 
@@ -236,6 +249,15 @@ OPTIONS: tuple[Option, ...] = (
            "a line with one is identified by container, file, time and offset (README, identity rule)", "api"),
     Option("fluent_bit_path_key", "--fluent-bit-path-key", "FLUENT_BIT_PATH_KEY", _text,
            "fluent-bit tail's Path_Key: the record key naming the line's file", "api"),
+    Option("loki_namespace_label", "--loki-namespace-label", "LOKI_NAMESPACE_LABEL", _label_name,
+           "Loki push: the stream label holding the namespace (e.g. namespace_name)", "api"),
+    Option("loki_pod_label", "--loki-pod-label", "LOKI_POD_LABEL", _label_name,
+           "Loki push: the stream label holding the pod name", "api"),
+    Option("loki_container_label", "--loki-container-label", "LOKI_CONTAINER_LABEL", _label_name,
+           "Loki push: the stream label holding the container name", "api"),
+    Option("loki_stream_label", "--loki-stream-label", "LOKI_STREAM_LABEL", _label_name,
+           "Loki push: the stream label holding stdout/stderr; other labels and structured metadata go to `labels`",
+           "api"),
     Option("query_max_rows", "--query-max-rows", "QUERY_MAX_ROWS", _int(1),
            "most rows one JSON GET /query answer holds; a longer one says truncated=true and gives next_cursor", "api"),
     Option("query_max_range_seconds", "--query-max-range-seconds", "QUERY_MAX_RANGE_SECONDS", _int(1),
@@ -398,6 +420,12 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             "FLUENT_BIT_DATE_KEY, FLUENT_BIT_OFFSET_KEY and FLUENT_BIT_PATH_KEY must be three different "
             f"record keys, none of {', '.join(RECORD_KEYS)}; got {', '.join(keys)}"
+    loki_labels = (settings.loki_namespace_label, settings.loki_pod_label, settings.loki_container_label,
+                   settings.loki_stream_label)
+    if len(set(loki_labels)) != len(loki_labels):
+        raise SettingsError(
+            "LOKI_NAMESPACE_LABEL, LOKI_POD_LABEL, LOKI_CONTAINER_LABEL and LOKI_STREAM_LABEL must be four "
+            f"different labels, got {', '.join(loki_labels)}"
         )
     if bool(settings.cassandra_username) != bool(settings.cassandra_password):
         raise SettingsError("CASSANDRA_USERNAME and CASSANDRA_PASSWORD must be set together")

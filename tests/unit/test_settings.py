@@ -20,6 +20,10 @@ BAD_VALUES = {
     "fluent_bit_date_key": "  ",
     "fluent_bit_offset_key": "",
     "fluent_bit_path_key": " ",
+    "loki_namespace_label": "namespace-name",
+    "loki_pod_label": "1pod",
+    "loki_container_label": "",
+    "loki_stream_label": "stream name",
     "query_max_rows": "0",
     "query_max_range_seconds": "0",
     "query_max_stream_rows": "0",
@@ -251,6 +255,19 @@ def test_a_keyspace_with_non_ascii_characters_is_rejected(text):
 def test_retry_intervals_must_be_non_negative_whole_seconds(text):
     with pytest.raises(SettingsError, match="invalid JOB_RETRY_INTERVALS"):
         build_settings(env={"JOB_RETRY_INTERVALS": text}, scope="worker")
+
+
+def test_loki_label_names_accept_the_kubernetes_field_names():
+    env = {"LOKI_NAMESPACE_LABEL": "namespace_name", "LOKI_POD_LABEL": "pod_name",
+           "LOKI_CONTAINER_LABEL": "container_name", "LOKI_STREAM_LABEL": "_stream"}
+    settings = build_settings(env=env)
+    assert (settings.loki_namespace_label, settings.loki_pod_label, settings.loki_container_label,
+            settings.loki_stream_label) == ("namespace_name", "pod_name", "container_name", "_stream")
+
+
+def test_two_loki_name_settings_naming_the_same_label_are_rejected():
+    with pytest.raises(SettingsError, match="must be four different labels, got pod, pod, container, stream"):
+        build_settings(env={"LOKI_NAMESPACE_LABEL": "pod"})
 
 
 def test_simple_strategy_with_two_factors_is_rejected_naming_the_factors_option():
