@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rq.registry import StartedJobRegistry
 
-from common.timestamps import format_rfc3339_ns
 from tests.faults import processes
 from tests.faults.ledger import Ledger
 from tests.integration.pipeline import build_pipeline, unique
 from tests.integration.redis_server import free_port
+from tests.records import fluent_bit_record
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -33,8 +33,7 @@ def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integra
     for batch in range(BATCHES):
         pod = f"pod-{batch % 4}"
         rows = [(pod, "app", base + batch * ROWS_PER_BATCH + i, f"batch {batch} line {i}") for i in range(ROWS_PER_BATCH)]
-        records = [{"kubernetes": {"namespace_name": namespace, "pod_name": p, "container_name": c},
-                    "time": format_rfc3339_ns(ts), "log": log} for p, c, ts, log in rows]
+        records = [fluent_bit_record(namespace, p, c, time=ts, log=log, stream=None) for p, c, ts, log in rows]
         ledger.record(rows, pipeline.post(records).status_code)
     assert len(ledger.acknowledged) == BATCHES * ROWS_PER_BATCH
 

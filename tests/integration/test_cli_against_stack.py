@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from cli.main import main
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,8 @@ def test_a_file_inserted_with_the_cli_is_read_back_in_order_by_the_cli(tmp_path,
         for i, line in enumerate(lines):
             # One line per millisecond from 2018-05-09T00:00:00Z: 2.5 s in all.
             seconds, millis = divmod(i, 1000)
-            handle.write(json.dumps({
-                "time": f"2018-05-09T00:00:{seconds:02d}.{millis:03d}Z", "log": line, "stream": "stdout",
-                "kubernetes": {"namespace_name": "default", "pod_name": pod, "container_name": "app"},
-            }) + "\n")
+            handle.write(json.dumps(fluent_bit_record(
+                "default", pod, "app", time=f"2018-05-09T00:00:{seconds:02d}.{millis:03d}Z", log=line)) + "\n")
 
     status = main(["insert", str(path), "--batch-size", "1000", "--server", API])
     inserted = capsys.readouterr()

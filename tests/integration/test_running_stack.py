@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.integration.pipeline import unique
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +37,8 @@ def test_the_running_stack_is_healthy():
 
 def test_a_posted_line_is_returned_by_query_once_the_worker_has_written_it():
     pod = unique("nginx-deployment")
-    record = {"date": 1525651200.1, "time": "2018-05-07T00:00:00.1Z", "log": "GET /index.html 200",
-              "stream": "stdout",
-              "kubernetes": {"namespace_name": "default", "pod_name": pod, "container_name": "nginx"}}
+    record = fluent_bit_record("default", pod, "nginx", time="2018-05-07T00:00:00.1Z", log="GET /index.html 200",
+                               date=1525651200.1)
     assert http("POST", "/write", json.dumps([record]).encode())[0] == 200
 
     query = "/query?" + urllib.parse.urlencode({
