@@ -67,6 +67,16 @@ def children_of(pid: int) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
 
 
+def port_is_free(port: int) -> bool:
+    """True when a new worker could bind its metrics port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _parent(proc_dir: Path) -> int | None:
     try:
         return int(proc_dir.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -82,5 +92,4 @@ def test_a_killed_worker_leaves_no_scheduler_behind_holding_its_metrics_port(int
     processes.kill(worker)
     wait_for(lambda: not Path(f"/proc/{scheduler}").exists() or "Z" in Path(f"/proc/{scheduler}/stat").read_text().split()[2],
              timeout=10, interval=0.05, what="the scheduler to die with its worker")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free for the next worker
+    assert port_is_free(port), f"port {port} still held after the worker was killed"
