@@ -23,6 +23,7 @@ from cli.main import _parser
 from common.metrics import ApiMetrics, WorkerMetrics
 from common.queue import BatchQueue, QueueStatus
 from common.settings import EXAMPLE_SECRET_MARK, OPTIONS, Settings, build_settings, example_secrets, options_for
+from tests.records import kubernetes
 from tests.unit.api_harness import FakeStore, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -638,7 +639,7 @@ def test_fluent_bit_sends_the_ingest_token_the_api_requires(objects, kubernetes_
     name, _, value = header.partition(" ")
     settings = _settings(objects, API)
     assert env["INGEST_TOKEN"] == settings.ingest_token
-    record = [{"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0}]
+    record = [{"kubernetes": kubernetes("n", "p", "c"), "date": 1.0}]
     client = build(settings).client
     assert client.simulate_post("/write", json=record).status_code == 401
     assert client.simulate_post("/write", json=record, headers={name: value}).status_code == 200
