@@ -256,13 +256,14 @@ class StoreWorker(SimpleWorker):
 
 
 def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
-                 metrics: WorkerMetrics) -> StoreWorker:
+                 metrics: WorkerMetrics, store_backoff: tuple[float, float] = STORE_BACKOFF) -> StoreWorker:
     queue = BatchQueue(connection, settings)
     context = JobContext(queue=queue, store=store, metrics=metrics)
     return StoreWorker(
         [queue.rq_queue],
         connection=connection,
         context=context,
+        store_backoff=store_backoff,
         maintenance_interval=settings.maintenance_interval_seconds,
         # RQ blocks an idle worker in dequeue for worker_ttl - 15 s (~7 min by default) and runs no
         # maintenance meanwhile: wake it once per maintenance interval so abandoned and orphaned

@@ -15,8 +15,8 @@ import threading
 import time
 
 from bench.workload import post_write
-from common.timestamps import format_rfc3339_ns
 from tests.faults.ledger import Ledger
+from tests.records import fluent_bit_record
 
 BASE_NS = 1_700_000_000 * 10**9
 RECONNECT_PAUSE_SECONDS = 0.1
@@ -85,10 +85,8 @@ class Senders:
                 for i in range(self._batch_size)]
 
     def _deliver(self, connection, rows) -> http.client.HTTPConnection | None:
-        body = json.dumps([
-            {"kubernetes": {"namespace_name": self._namespace, "pod_name": pod, "container_name": container},
-             "time": format_rfc3339_ns(ts), "log": log} for pod, container, ts, log in rows
-        ]).encode()
+        body = json.dumps([fluent_bit_record(self._namespace, pod, container, time=ts, log=log, stream=None)
+                           for pod, container, ts, log in rows]).encode()
         deadline = time.monotonic() + self._give_up_after
         attempt = 0
         while time.monotonic() < deadline:

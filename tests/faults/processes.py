@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from common.settings import Settings
+from tests.waiting import wait_for
 
 CLI = str(Path(sys.executable).with_name("kube-insight-logserver"))
 
@@ -57,8 +57,7 @@ def start_api(settings: Settings, log_path: Path, port: int, **extra: str) -> su
 
 
 def wait_until_answering(process: subprocess.Popen, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answering() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the API exited with status {process.returncode} before answering")
         try:
@@ -66,10 +65,11 @@ def wait_until_answering(process: subprocess.Popen, port: int, timeout: float = 
             connection.request("GET", "/ready")
             connection.getresponse().read()
             connection.close()
-            return
+            return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"the API did not answer on port {port} within {timeout}s")
+            return False
+
+    wait_for(answering, timeout=timeout, interval=0.05, what=f"the API to answer on port {port}")
 
 
 def rss_mb(pid: int) -> float:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rq.registry import StartedJobRegistry
 
-from common.timestamps import format_rfc3339_ns
 from tests.faults import processes
 from tests.faults.ledger import Ledger
 from tests.integration.pipeline import build_pipeline, unique
 from tests.integration.redis_server import free_port
+from tests.records import fluent_bit_record
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -33,8 +33,7 @@ def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integra
     for batch in range(BATCHES):
         pod = f"pod-{batch % 4}"
         rows = [(pod, "app", base + batch * ROWS_PER_BATCH + i, f"batch {batch} line {i}") for i in range(ROWS_PER_BATCH)]
-        records = [{"kubernetes": {"namespace_name": namespace, "pod_name": p, "container_name": c},
-                    "time": format_rfc3339_ns(ts), "log": log} for p, c, ts, log in rows]
+        records = [fluent_bit_record(namespace, p, c, time=ts, log=log, stream=None) for p, c, ts, log in rows]
         ledger.record(rows, pipeline.post(records).status_code)
     assert len(ledger.acknowledged) == BATCHES * ROWS_PER_BATCH
 
@@ -68,6 +67,16 @@ def children_of(pid: int) -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
 
 
+def port_is_free(port: int) -> bool:
+    """True when a new worker could bind its metrics port."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _parent(proc_dir: Path) -> int | None:
     try:
         return int(proc_dir.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -83,5 +92,4 @@ def test_a_killed_worker_leaves_no_scheduler_behind_holding_its_metrics_port(int
     processes.kill(worker)
     wait_for(lambda: not Path(f"/proc/{scheduler}").exists() or "Z" in Path(f"/proc/{scheduler}/stat").read_text().split()[2],
              timeout=10, interval=0.05, what="the scheduler to die with its worker")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free for the next worker
+    assert port_is_free(port), f"port {port} still held after the worker was killed"

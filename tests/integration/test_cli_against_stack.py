@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 
 import pytest
 
 from cli.main import main
+from tests.records import fluent_bit_record
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,8 @@ def test_a_file_inserted_with_the_cli_is_read_back_in_order_by_the_cli(tmp_path,
         for i, line in enumerate(lines):
             # One line per millisecond from 2018-05-09T00:00:00Z: 2.5 s in all.
             seconds, millis = divmod(i, 1000)
-            handle.write(json.dumps({
-                "time": f"2018-05-09T00:00:{seconds:02d}.{millis:03d}Z", "log": line, "stream": "stdout",
-                "kubernetes": {"namespace_name": "default", "pod_name": pod, "container_name": "app"},
-            }) + "\n")
+            handle.write(json.dumps(fluent_bit_record(
+                "default", pod, "app", time=f"2018-05-09T00:00:{seconds:02d}.{millis:03d}Z", log=line)) + "\n")
 
     status = main(["insert", str(path), "--batch-size", "1000", "--server", API])
     inserted = capsys.readouterr()
@@ -40,13 +39,12 @@ def test_a_file_inserted_with_the_cli_is_read_back_in_order_by_the_cli(tmp_path,
     query = ["query", "--namespace", "default", "--pod", pod, "--container", "app",
              "--start-time", "2018-05-09T00:00:00Z", "--end-time", "2018-05-09T00:01:00Z",
              "--json", "--server", API]
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
+    def every_row() -> list[dict] | None:
         status = main(query)
         answer = capsys.readouterr()
         assert status == 0, answer.err
         rows = json.loads(answer.out)["log_rows"]
-        if len(rows) >= RECORDS or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return rows if len(rows) >= RECORDS else None
+
+    rows = wait_for(every_row, timeout=DEADLINE_SECONDS, interval=0.2, what=f"{RECORDS} rows from the CLI's query")
     assert [row["log"] for row in rows] == lines

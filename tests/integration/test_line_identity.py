@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.pipeline import build_pipeline, unique
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -31,13 +32,10 @@ def pod():
     return unique("ns"), unique("pod")
 
 
-def record(pod, log, *, time=STAMP, offset=None, log_file=LOG_FILE, stream="stdout"):
+def record(pod, log, *, time=STAMP, **place):
+    """A line of container app in `pod` (namespace, name); `place`: its offset= and log_file=, if sent."""
     namespace, pod_name = pod
-    fields = {"kubernetes": {"namespace_name": namespace, "pod_name": pod_name, "container_name": "app"},
-              "time": time, "log": log, "stream": stream}
-    if offset is not None:
-        fields.update(offset=offset, log_file=log_file)
-    return fields
+    return fluent_bit_record(namespace, pod_name, "app", time=time, log=log, **place)
 
 
 def from_file(pod, lines, *, time=STAMP, log_file=LOG_FILE):

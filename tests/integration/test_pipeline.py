@@ -7,10 +7,10 @@ import json
 import pytest
 
 from common.store import CassandraStore
-from common.timestamps import format_rfc3339_ns
 from tests.conftest import with_changes
 from tests.fixtures import fluent_bit_body
 from tests.integration.pipeline import build_pipeline, unique
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +35,6 @@ SEED_RECORD = {
 @pytest.fixture(scope="module")
 def pipeline(integration_settings, real_store):
     return build_pipeline(integration_settings, real_store)
-
-
-def line(namespace, pod, container, time, log, stream="stdout"):
-    return {"kubernetes": {"namespace_name": namespace, "pod_name": pod, "container_name": container},
-            "time": time, "log": log, "stream": stream}
 
 
 def stored_rows(pipeline, namespace, pod, container):
@@ -83,7 +78,7 @@ def test_a_real_fluent_bit_batch_is_stored_line_for_line(pipeline):
 def test_a_query_across_a_day_border_returns_both_days_in_order(pipeline):
     namespace, pod = unique("ns"), unique("pod")
     times = ["2024-03-09T23:59:59.999999999Z", "2024-03-10T00:00:00Z", "2024-03-09T23:00:00Z", "2024-03-10T01:30:00.5Z"]
-    pipeline.post([line(namespace, pod, "c", t, f"at {t}") for t in times])
+    pipeline.post([fluent_bit_record(namespace, pod, "c", time=t, log=f"at {t}") for t in times])
     pipeline.drain()
 
     response = pipeline.query(namespace, pod, "c", "2024-03-09T22:00:00Z", "2024-03-10T02:00:00Z")
@@ -95,7 +90,7 @@ def test_a_query_across_a_day_border_returns_both_days_in_order(pipeline):
 def test_lines_sharing_one_millisecond_are_all_kept_in_nanosecond_order(pipeline):
     namespace, pod = unique("ns"), unique("pod")
     base = 1_700_000_000_123_000_000
-    records = [line(namespace, pod, "c", format_rfc3339_ns(base + i * 997), f"line {i}") for i in range(1000)]
+    records = [fluent_bit_record(namespace, pod, "c", time=base + i * 997, log=f"line {i}") for i in range(1000)]
     pipeline.post(records)
     pipeline.drain()
 
@@ -106,8 +101,8 @@ def test_lines_sharing_one_millisecond_are_all_kept_in_nanosecond_order(pipeline
 def test_lines_sharing_one_nanosecond_are_all_kept_in_the_order_sent(pipeline):
     namespace, pod = unique("ns"), unique("pod")
     stamp = "2023-11-14T22:13:20.123456789Z"
-    records = [line(namespace, pod, "c", stamp, f"frame {i}") for i in range(300)]
-    records += [line(namespace, pod, "c", stamp, "frame 0")]  # the same text again: a second line
+    records = [fluent_bit_record(namespace, pod, "c", time=stamp, log=f"frame {i}") for i in range(300)]
+    records += [fluent_bit_record(namespace, pod, "c", time=stamp, log="frame 0")]  # the same text again: a second line
     pipeline.post(records)
     pipeline.drain()
 
@@ -118,7 +113,8 @@ def test_lines_sharing_one_nanosecond_are_all_kept_in_the_order_sent(pipeline):
 
 def test_the_same_batch_posted_twice_leaves_one_row_per_line(pipeline):
     namespace, pod = unique("ns"), unique("pod")
-    records = [line(namespace, pod, "c", f"2024-01-01T00:00:0{i % 3}Z", f"line {i}") for i in range(30)]
+    records = [fluent_bit_record(namespace, pod, "c", time=f"2024-01-01T00:00:0{i % 3}Z", log=f"line {i}")
+               for i in range(30)]
     pipeline.post(records)
     pipeline.post(records)
     pipeline.drain()
@@ -131,10 +127,10 @@ def test_the_same_batch_posted_twice_leaves_one_row_per_line(pipeline):
 def test_a_mixed_batch_stores_exactly_its_valid_records(pipeline):
     namespace, pod = unique("ns"), unique("pod")
     records = [
-        line(namespace, pod, "c", "2024-01-01T00:00:01Z", "valid 1"),
+        fluent_bit_record(namespace, pod, "c", time="2024-01-01T00:00:01Z", log="valid 1"),
         {"kubernetes": {"namespace_name": namespace, "pod_name": pod}, "time": "2024-01-01T00:00:02Z", "log": "no container"},
-        line(namespace, pod, "c", "not a time", "bad time"),
-        line(namespace, pod, "c", "2024-01-01T00:00:03Z", "valid 2"),
+        fluent_bit_record(namespace, pod, "c", time="not a time", log="bad time"),
+        fluent_bit_record(namespace, pod, "c", time="2024-01-01T00:00:03Z", log="valid 2"),
         "not an object",
     ]
     response = pipeline.post(records)
@@ -153,7 +149,7 @@ def test_a_partition_four_times_cassandras_batch_limit_is_written_whole(mode, in
         pipeline = build_pipeline(settings, store)
         namespace, pod = unique("ns"), unique("pod")
         # ~200 KiB in one partition: four times batch_size_fail_threshold (50 KiB).
-        records = [line(namespace, pod, "c", format_rfc3339_ns(1_700_000_000 * 10**9 + i), "x" * 100 + str(i))
+        records = [fluent_bit_record(namespace, pod, "c", time=1_700_000_000 * 10**9 + i, log="x" * 100 + str(i))
                    for i in range(2000)]
         pipeline.post(records)
         pipeline.drain()

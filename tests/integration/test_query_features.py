@@ -11,6 +11,7 @@ import pytest
 
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns
 from tests.integration.pipeline import build_pipeline, unique
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -21,24 +22,20 @@ WINDOW = {"start_time": format_rfc3339_ns(BORDER - 3600 * NS_PER_SECOND),
           "end_time": format_rfc3339_ns(BORDER + 3600 * NS_PER_SECOND)}
 
 
-def record(namespace, pod, container, ts_ns, log, stream="stdout"):
-    return {"kubernetes": {"namespace_name": namespace, "pod_name": pod, "container_name": container},
-            "time": format_rfc3339_ns(ts_ns), "log": log, "stream": stream}
-
-
 @pytest.fixture(scope="module")
 def ingested(integration_settings, real_store):
     """50,000 lines of one container, 500 per timestamp, across an hour border; plus a pod with
     three containers and a second pod, all posted through the API and written by a worker."""
     pipeline = build_pipeline(integration_settings, real_store)
     namespace = unique("paging")
-    big = [record(namespace, "big", "app", BORDER + (i // SHARING - LINES // SHARING // 2) * 1_000_000,
-                  f"line {i:05d} {'even' if i % 2 == 0 else 'odd'}", "stdout" if i % 3 else "stderr")
+    big = [fluent_bit_record(namespace, "big", "app", log=f"line {i:05d} {'even' if i % 2 == 0 else 'odd'}",
+                             time=BORDER + (i // SHARING - LINES // SHARING // 2) * 1_000_000,
+                             stream="stdout" if i % 3 else "stderr")
            for i in range(LINES)]
-    merged = [record(namespace, "web", container, BORDER + offset, f"{container} {offset}")
+    merged = [fluent_bit_record(namespace, "web", container, time=BORDER + offset, log=f"{container} {offset}")
               for container, offsets in (("app", (1, 4, 4, 9)), ("proxy", (2, 4, 8)), ("init", (0,)))
               for offset in offsets]
-    merged.append(record(namespace, "db", "pg", BORDER + 3, "pg 3"))
+    merged.append(fluent_bit_record(namespace, "db", "pg", time=BORDER + 3, log="pg 3"))
     started = time.perf_counter()
     for first in range(0, LINES, 5000):
         assert pipeline.post(big[first:first + 5000]).status_code == 200

@@ -10,6 +10,7 @@ import redis
 from tests.conftest import with_changes
 from tests.integration.pipeline import build_pipeline, unique
 from tests.integration.redis_server import RedisServer
+from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
 
@@ -29,8 +30,8 @@ def pipeline(integration_settings, real_store, own_redis):
 
 
 def record(namespace):
-    return [{"kubernetes": {"namespace_name": namespace, "pod_name": "p", "container_name": "c"},
-             "time": "2024-01-01T00:00:00Z", "log": "hello"}]
+    """A batch of one line."""
+    return [fluent_bit_record(namespace, "p", "c", time="2024-01-01T00:00:00Z", log="hello", stream=None)]
 
 
 def test_with_redis_stopped_write_answers_503_within_a_second(pipeline, own_redis):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,6 +11,8 @@ import urllib.request
 import pytest
 
 from tests.integration.pipeline import unique
+from tests.records import fluent_bit_record
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +37,17 @@ def test_the_running_stack_is_healthy():
 
 def test_a_posted_line_is_returned_by_query_once_the_worker_has_written_it():
     pod = unique("nginx-deployment")
-    record = {"date": 1525651200.1, "time": "2018-05-07T00:00:00.1Z", "log": "GET /index.html 200",
-              "stream": "stdout",
-              "kubernetes": {"namespace_name": "default", "pod_name": pod, "container_name": "nginx"}}
+    record = fluent_bit_record("default", pod, "nginx", time="2018-05-07T00:00:00.1Z", log="GET /index.html 200",
+                               date=1525651200.1)
     assert http("POST", "/write", json.dumps([record]).encode())[0] == 200
 
     query = "/query?" + urllib.parse.urlencode({
         "namespace": "default", "pod_name": pod, "container_name": "nginx",
         "start_time": "2018-05-07T00:00:00.000Z", "end_time": "2018-05-07T00:01:00.000Z"})
-    deadline = time.monotonic() + 30
-    while True:
+    def stored() -> tuple[int, dict] | None:
         status, document = http("GET", query)
-        if document.get("log_rows") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return (status, document) if document.get("log_rows") else None
+
+    status, document = wait_for(stored, timeout=30, interval=0.2, what="the posted line in GET /query")
     assert status == 200
     assert document == {"log_rows": [{"time": "2018-05-07T00:00:00.1Z", "log": "GET /index.html 200"}]}

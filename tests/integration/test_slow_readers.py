@@ -23,6 +23,7 @@ from common.records import LogRow
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
 from tests.conftest import with_changes
 from tests.integration.pipeline import build_pipeline, unique
+from tests.records import fluent_bit_record
 from tests.unit.waitress_server import running
 from tests.waiting import wait_for
 
@@ -165,8 +166,8 @@ def read_to_the_end(reader: socket.socket) -> str:
 
 def batch(namespace: str, number: int) -> bytes:
     ts_ns = now_ns()
-    return json.dumps([{"kubernetes": {"namespace_name": namespace, "pod_name": "sender", "container_name": "app"},
-                        "time": format_rfc3339_ns(ts_ns + i), "log": f"batch {number} line {i}"}
+    return json.dumps([fluent_bit_record(namespace, "sender", "app", time=ts_ns + i, log=f"batch {number} line {i}",
+                                         stream=None)
                        for i in range(BATCH)]).encode()
 
 

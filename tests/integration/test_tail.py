@@ -18,6 +18,7 @@ import pytest
 
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
 from tests.integration.pipeline import build_pipeline, unique
+from tests.records import fluent_bit_record
 from tests.unit.waitress_server import waitress_serving
 
 pytestmark = pytest.mark.integration
@@ -34,11 +35,6 @@ def pipeline(integration_settings, real_store):
 def server(pipeline):
     with waitress_serving(pipeline.client.app) as url:
         yield url
-
-
-def record(namespace, pod, container, ts_ns, log):
-    return {"kubernetes": {"namespace_name": namespace, "pod_name": pod, "container_name": container},
-            "time": format_rfc3339_ns(ts_ns), "log": log, "stream": "stdout"}
 
 
 def post(url, records) -> None:
@@ -107,7 +103,8 @@ def test_a_tail_shows_exactly_the_lines_stored_after_it_started_in_order(pipelin
     tail = open_tail(server, namespace=namespace, pod_name=pod)
     try:
         start = now_ns()
-        lines = [record(namespace, pod, "nginx" if i % 2 else "sidecar", start + i * 1000, f"line {i}") for i in range(6)]
+        lines = [fluent_bit_record(namespace, pod, "nginx" if i % 2 else "sidecar", time=start + i * 1000,
+                                   log=f"line {i}") for i in range(6)]
         posted = time.monotonic()
         post(server, lines[:3])
         post(server, lines[3:])
@@ -117,7 +114,7 @@ def test_a_tail_shows_exactly_the_lines_stored_after_it_started_in_order(pipelin
         assert [log for _, log in seen] == [f"line {i}" for i in range(6)]
 
         # A sentinel stored later: anything sent twice by the polls in between would come before it.
-        post(server, [record(namespace, pod, "nginx", now_ns(), "sentinel")])
+        post(server, [fluent_bit_record(namespace, pod, "nginx", time=now_ns(), log="sentinel")])
         pipeline.drain()
         assert [log for _, log in tail.logs_until("sentinel")] == ["sentinel"]
     finally:
@@ -133,15 +130,17 @@ def test_a_late_line_within_the_lookback_shows_once_and_an_older_one_never(pipel
                      since=format_rfc3339_ns(now_ns() - 60 * NS_PER_SECOND))
     try:
         newest = now_ns()
-        post(server, [record(namespace, pod, "nginx", newest, "newest")])
+        post(server, [fluent_bit_record(namespace, pod, "nginx", time=newest, log="newest")])
         pipeline.drain()
         assert [log for _, log in tail.logs_until("newest")] == ["newest"]
 
         lookback = pipeline.settings.tail_lookback_seconds
-        post(server, [record(namespace, pod, "nginx", newest - (lookback + 20) * NS_PER_SECOND, "too late"),
-                      record(namespace, pod, "nginx", newest - 2 * NS_PER_SECOND, "2 s late")])
+        post(server, [
+            fluent_bit_record(namespace, pod, "nginx", time=newest - (lookback + 20) * NS_PER_SECOND, log="too late"),
+            fluent_bit_record(namespace, pod, "nginx", time=newest - 2 * NS_PER_SECOND, log="2 s late"),
+        ])
         pipeline.drain()
-        post(server, [record(namespace, pod, "nginx", now_ns(), "sentinel")])
+        post(server, [fluent_bit_record(namespace, pod, "nginx", time=now_ns(), log="sentinel")])
         pipeline.drain()
         assert [log for _, log in tail.logs_until("sentinel")] == ["2 s late", "sentinel"]
     finally:
@@ -151,12 +150,12 @@ def test_a_late_line_within_the_lookback_shows_once_and_an_older_one_never(pipel
 def test_a_tail_from_since_catches_up_then_follows(pipeline, server):
     namespace, pod = unique("tail"), "web-1"
     earlier = now_ns() - 120 * NS_PER_SECOND
-    post(server, [record(namespace, pod, "nginx", earlier + i, f"stored {i}") for i in range(3)])
+    post(server, [fluent_bit_record(namespace, pod, "nginx", time=earlier + i, log=f"stored {i}") for i in range(3)])
     pipeline.drain()
     tail = open_tail(server, namespace=namespace, pod_name=pod, since=format_rfc3339_ns(earlier + 1))
     try:
         assert [log for _, log in tail.logs_until("stored 2")] == ["stored 1", "stored 2"]
-        post(server, [record(namespace, pod, "nginx", now_ns(), "new")])
+        post(server, [fluent_bit_record(namespace, pod, "nginx", time=now_ns(), log="new")])
         pipeline.drain()
         assert [log for _, log in tail.logs_until("new")] == ["new"]
     finally:

@@ -7,9 +7,10 @@ import base64
 import pytest
 
 from common.settings import Settings
+from tests.records import kubernetes
 from tests.unit.api_harness import build
 
-RECORD = [{"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0}]
+RECORD = [{"kubernetes": kubernetes("n", "p", "c"), "date": 1.0}]
 QUERY = {"namespace": "n", "pod_name": "p", "container_name": "c", "start_time": "2024-01-01T00:00:00Z",
          "end_time": "2024-01-01T01:00:00Z"}
 SECURED = Settings(ingest_token="in-secret", query_token="q-secret")

@@ -6,6 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.observability import KNOWN_METHODS
+from tests.records import kubernetes
 from tests.unit.api_harness import FakeStore, build
 
 
@@ -51,7 +52,7 @@ def test_metrics_count_requests_by_method_route_and_status():
 def test_metrics_report_records_and_queue_depth_read_from_redis():
     harness = build()
     harness.client.simulate_post("/write", json=[
-        {"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0},
+        {"kubernetes": kubernetes("n", "p", "c"), "date": 1.0},
         {"kubernetes": {"namespace_name": "n"}, "date": 1.0},
     ])
     values = metrics(harness)

@@ -9,6 +9,7 @@ import falcon.testing
 
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
+from tests.records import fluent_bit_record
 from tests.unit.api_harness import SEED_CONTAINER, FakeStore, build
 
 T0 = now_ns() - 3600 * NS_PER_SECOND
@@ -54,8 +55,7 @@ def test_ingest_the_probes_and_metrics_answer_while_reads_hold_their_share():
     h = harness()
     for _ in range(2):
         open_stream(h.client.app)
-    record = {"kubernetes": {"namespace_name": NAMESPACE, "pod_name": POD, "container_name": CONTAINER},
-              "time": format_rfc3339_ns(T0), "log": "hello"}
+    record = fluent_bit_record(NAMESPACE, POD, CONTAINER, time=T0, log="hello", stream=None)
     assert h.client.simulate_post("/write", json=[record]).status_code == 200
     assert [h.client.simulate_get(path).status_code for path in ("/write", "/ready", "/metrics")] == [200] * 3
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 
@@ -9,20 +10,14 @@ import pytest
 
 from common.queue import decode_payload
 from common.settings import Settings
+from tests.records import fluent_bit_record
 from tests.unit.api_harness import build
 
 
-def record(**overrides):
-    value = {
-        "date": 1525349097.094408,
-        "kubernetes": {"namespace_name": "kube-system", "pod_name": "weave-net-5mfwh",
-                       "container_name": "weave", "host": "master1"},
-        "log": "hello\n",
-        "stream": "stderr",
-        "time": "2018-05-03T12:04:57.094408152Z",
-    }
-    value.update(overrides)
-    return value
+# A weave-net line as fluent-bit sends it (with its `date` key); keyword arguments replace fields.
+record = functools.partial(
+    fluent_bit_record, "kube-system", "weave-net-5mfwh", "weave", metadata={"host": "master1"},
+    time="2018-05-03T12:04:57.094408152Z", log="hello\n", stream="stderr", date=1525349097.094408)
 
 
 def post(harness, body, **headers):

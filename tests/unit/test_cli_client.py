@@ -20,6 +20,7 @@ from cli.query_command import parse_duration
 from common.queue import decode_payload
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, now_ns, parse_rfc3339_ns
+from tests.records import fluent_bit_record
 from tests.unit.api_harness import FakeStore, build
 
 T0 = parse_rfc3339_ns("2018-05-07T00:00:00Z")
@@ -106,8 +107,8 @@ BUSY = (503, {"Retry-After": "0"}, {"message": "Queue unavailable", "detail": "i
 
 
 def record(i: int, pod: str = "nginx-1") -> dict:
-    return {"time": f"2018-05-07T00:00:{i:02d}Z", "log": f"line {i}\n", "stream": "stdout",
-            "kubernetes": {"namespace_name": "default", "pod_name": pod, "container_name": "nginx"}}
+    """Line i of a file to insert, one second after line i - 1."""
+    return fluent_bit_record("default", pod, "nginx", time=f"2018-05-07T00:00:{i:02d}Z", log=f"line {i}\n")
 
 
 def queued_rows(harness):

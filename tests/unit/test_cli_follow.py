@@ -8,7 +8,6 @@ import contextlib
 import http.server
 import json
 import threading
-import time
 import urllib.parse
 
 import pytest
@@ -20,6 +19,7 @@ from common.timestamps import NS_PER_SECOND, format_rfc3339_ns, now_ns
 from tests.unit.api_harness import FakeStore, build
 from tests.unit.test_cli_client import closed_port_url, in_thread, live  # noqa: F401  (live is a fixture)
 from tests.unit.waitress_server import waitress_serving
+from tests.waiting import wait_for
 
 POD = ["--namespace", "default", "--pod", "nginx-1"]
 CONTAINER = [*POD, "--container", "nginx"]
@@ -32,11 +32,10 @@ def when(condition, then, timeout: float = 5.0) -> threading.Thread:
     """Run `then` in a thread once `condition()` holds (polled), while the command runs in the test's."""
 
     def wait() -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.005)
+        try:
+            wait_for(condition, timeout=timeout, interval=0.005)
+        except AssertionError:
+            return  # never held: the command's own assertions tell
         then()
 
     thread = threading.Thread(target=wait, daemon=True)

@@ -24,6 +24,7 @@ from common.row_keys import (
     path_hash,
 )
 from tests.fixtures import fluent_bit_body
+from tests.records import kubernetes
 
 NOON = 1_773_489_600  # 2026-03-14T12:00:00Z, a whole hour
 NS = 1_000_000_000
@@ -291,7 +292,7 @@ def test_any_cutting_of_a_files_lines_into_batches_yields_the_ids_of_the_whole(s
 def test_the_real_fluent_bit_offset_capture_gets_one_distinct_id_per_line_in_file_order():
     records = json.loads(fluent_bit_body("json_offset_key"))
     for r in records:  # as the kubernetes filter would add it
-        r["kubernetes"] = {"namespace_name": "default", "pod_name": "web-7d9f8-abcde", "container_name": "nginx"}
+        r["kubernetes"] = kubernetes("default", "web-7d9f8-abcde", "nginx")
     rows = BatchDecoder(256 * 1024).decode(json.dumps(records).encode(), "application/json").rows
     same_instant = [LogRow(r.namespace, r.pod_name, r.container_name, NOON * NS, r.log, r.stream,
                            offset=r.offset, log_file=r.log_file) for r in rows]

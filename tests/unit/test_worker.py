@@ -44,12 +44,11 @@ class RecordingStore:
             raise StoreUnavailable("still down")
 
 
-def setup(store, **settings_changes):
+def setup(store, *, store_backoff=(0.001, 0.001), **settings_changes):  # pauses too short to wait on
     settings = Settings(job_retry_intervals=(0, 0), **settings_changes)
     redis = fakeredis.FakeRedis()
     queue = BatchQueue(redis, settings)
-    worker = build_worker(settings, redis, store, WorkerMetrics())
-    worker._store_backoff = (0.001, 0.001)
+    worker = build_worker(settings, redis, store, WorkerMetrics(), store_backoff=store_backoff)
     return queue, worker, redis
 
 
@@ -181,8 +180,7 @@ TRANSIENT_FAULTS = {
 @pytest.mark.parametrize("fault", TRANSIENT_FAULTS.values(), ids=TRANSIENT_FAULTS.keys())
 def test_a_transient_write_error_spends_no_retry_and_the_batch_is_written_once_it_clears(monkeypatch, fault):
     cassandra = FakeCassandra(faults=[fault] * 5)  # more failed attempts than the job's 2 retries
-    queue, worker, redis = setup(offline_store(Settings(), cassandra, monkeypatch))
-    worker._store_backoff = (1.0, 10.0)
+    queue, worker, redis = setup(offline_store(Settings(), cassandra, monkeypatch), store_backoff=(1.0, 10.0))
     pauses = []
     monkeypatch.setattr(worker, "_pause", pauses.append, raising=False)
     queue.enqueue(LABELLED)

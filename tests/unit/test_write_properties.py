@@ -26,6 +26,7 @@ from common.queue import PAYLOAD_KEY_PREFIX, decode_payload
 from common.records import MAX_REPORTED_ERRORS, TRUNCATION_MARK
 from common.settings import Settings
 from common.timestamps import MAX_NS, NS_PER_SECOND
+from tests.records import fluent_bit_record, kubernetes, without
 from tests.unit.api_harness import build
 
 LIMIT = 128  # MAX_LINE_BYTES for these tests: small, so that overlong lines are cheap to draw
@@ -145,7 +146,7 @@ def assert_truncated_or_kept(sent: str, stored: str) -> None:
 @st.composite
 def valid_records(draw) -> Valid:
     stamp, ts_ns, tolerance = draw(stamps())
-    k8s = {"namespace_name": draw(NAME), "pod_name": draw(NAME), "container_name": draw(NAME)}
+    k8s = kubernetes(draw(NAME), draw(NAME), draw(NAME))
     for key in ("host", "pod_id", "docker_id"):
         if draw(st.booleans()):
             k8s[key] = draw(TEXT)
@@ -160,16 +161,12 @@ def valid_records(draw) -> Valid:
     return Valid({**extras, **value}, ts_ns, tolerance)
 
 
-def _without(mapping: dict, *keys: str) -> dict:
-    return {key: value for key, value in mapping.items() if key not in keys}
-
-
 def _with_k8s(value: dict, **changes) -> dict:
     return {**value, "kubernetes": {**value["kubernetes"], **changes}}
 
 
 def _untimed(value: dict, **changes) -> dict:
-    return {**_without(value, "time", "date"), **changes}
+    return {**without(value, "time", "date"), **changes}
 
 
 @st.composite
@@ -180,9 +177,9 @@ def invalid_records(draw) -> Invalid:
     far_future = f"{draw(st.integers(2263, 9999))}-06-15T12:00:00Z"
     choices = {
         "not an object": lambda: draw(st.one_of(st.none(), st.booleans(), INT64, TEXT, st.lists(INT64, max_size=3))),
-        "no kubernetes": lambda: _without(value, "kubernetes"),
+        "no kubernetes": lambda: without(value, "kubernetes"),
         "kubernetes not an object": lambda: {**value, "kubernetes": draw(st.one_of(st.none(), TEXT, INT64, st.lists(TEXT, max_size=2)))},
-        "a name missing": lambda: {**value, "kubernetes": _without(value["kubernetes"], name)},
+        "a name missing": lambda: {**value, "kubernetes": without(value["kubernetes"], name)},
         "a name empty": lambda: _with_k8s(value, **{name: ""}),
         "a name too long": lambda: _with_k8s(value, **{name: draw(st.text(st.characters(codec="utf-8"), min_size=254, max_size=300))}),
         "a name not a string": lambda: _with_k8s(value, **{name: draw(st.one_of(st.none(), NOT_A_STRING))}),
@@ -413,8 +410,7 @@ def test_a_huge_label_map_is_kept_whole(record, size, form):
 @given(second=st.integers(FIRST_SECOND_OF_YEAR_1, LAST_SECOND_OF_YEAR_9999), digits=st.text("0123456789", max_size=9))
 def test_a_time_is_accepted_exactly_when_it_lies_in_1970_to_2262(second, digits):
     ns = second * NS_PER_SECOND + int(digits.ljust(9, "0") or "0")
-    record = {"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"},
-              "time": f"{utc_text(second)}{'.' + digits if digits else ''}Z"}
+    record = {"kubernetes": kubernetes("n", "p", "c"), "time": f"{utc_text(second)}{'.' + digits if digits else ''}Z"}
     h, response = post(*encode([record], "json", ensure_ascii=True))
     assert_documented_answer(response)
     if 0 <= ns <= MAX_NS:
@@ -426,7 +422,7 @@ def test_a_time_is_accepted_exactly_when_it_lies_in_1970_to_2262(second, digits)
 @PROPERTY
 @given(seconds=st.one_of(st.floats(allow_nan=False, allow_infinity=False), INT64))
 def test_a_numeric_date_anywhere_on_the_number_line_is_accepted_only_in_range(seconds):
-    record = {"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": seconds}
+    record = {"kubernetes": kubernetes("n", "p", "c"), "date": seconds}
     h, response = post(*encode([record], "json", ensure_ascii=True))
     assert_documented_answer(response)
     as_ns = seconds * 1_000_000 if isinstance(seconds, int) and abs(seconds) >= 10**11 else seconds * NS_PER_SECOND
@@ -544,7 +540,7 @@ def test_a_parameter_given_twice_gets_400_naming_it(query, data):
 @PROPERTY
 @given(query=good_queries())
 def test_a_container_without_its_pod_gets_400_naming_pod_name(query):
-    query = {**_without(query, "pod_name"), "container_name": "app"}
+    query = {**without(query, "pod_name"), "container_name": "app"}
     response = get_query(list(query.items()), None)
     assert response.status_code == 400
     assert response.json["message"] == "Invalid parameter 'pod_name'"
@@ -552,8 +548,8 @@ def test_a_container_without_its_pod_gets_400_naming_pod_name(query):
 
 # --- bugs the generated input found (each was a 500, or a valid record lost) ---
 
-K8S = {"namespace_name": "shop", "pod_name": "web", "container_name": "app"}
-GOOD = {"kubernetes": K8S, "time": "2026-03-14T12:00:00Z", "log": "kept"}
+K8S = kubernetes("shop", "web", "app")
+GOOD = fluent_bit_record("shop", "web", "app", time="2026-03-14T12:00:00Z", log="kept", stream=None)
 
 
 def test_invalid_utf8_inside_a_json_string_costs_only_its_record():

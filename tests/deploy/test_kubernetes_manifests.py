@@ -22,7 +22,8 @@ from prometheus_client import generate_latest
 from cli.main import _parser
 from common.metrics import ApiMetrics, WorkerMetrics
 from common.queue import BatchQueue, QueueStatus
-from common.settings import EXAMPLE_SECRET_MARK, OPTIONS, Settings, build_settings, example_secrets
+from common.settings import EXAMPLE_SECRET_MARK, OPTIONS, Settings, build_settings, example_secrets, options_for
+from tests.records import kubernetes
 from tests.unit.api_harness import FakeStore, build
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -283,7 +284,11 @@ def test_every_environment_variable_of_our_containers_is_a_real_option(objects, 
 
 @pytest.mark.parametrize("deployment", OUR_DEPLOYMENTS)
 def test_our_environment_values_are_accepted_by_the_settings(objects, deployment):
-    _settings(objects, deployment)
+    settings = _settings(objects, deployment)
+    environment = _environment(_container(_find(objects, "Deployment", deployment)), objects)
+    read = [option for option in options_for(OUR_DEPLOYMENTS[deployment]) if option.env in environment]
+    assert read, f"{deployment} sets none of its options"
+    assert {o.env: getattr(settings, o.field) for o in read} == {o.env: o.parse(environment[o.env]) for o in read}
 
 
 def test_config_map_replicates_across_data_centers_with_local_quorum(objects):
@@ -634,7 +639,7 @@ def test_fluent_bit_sends_the_ingest_token_the_api_requires(objects, kubernetes_
     name, _, value = header.partition(" ")
     settings = _settings(objects, API)
     assert env["INGEST_TOKEN"] == settings.ingest_token
-    record = [{"kubernetes": {"namespace_name": "n", "pod_name": "p", "container_name": "c"}, "date": 1.0}]
+    record = [{"kubernetes": kubernetes("n", "p", "c"), "date": 1.0}]
     client = build(settings).client
     assert client.simulate_post("/write", json=record).status_code == 401
     assert client.simulate_post("/write", json=record, headers={name: value}).status_code == 200

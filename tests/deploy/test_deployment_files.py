@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from cli.main import _parser
-from common.settings import OPTIONS, Settings, build_settings, example_secrets
+from common.settings import OPTIONS, Settings, build_settings, example_secrets, options_for
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -142,7 +142,11 @@ def test_every_compose_environment_variable_is_a_real_option(compose, service):
 
 @pytest.mark.parametrize("service", OUR_SERVICES)
 def test_compose_environment_values_are_accepted_by_the_settings(compose, service):
-    build_settings({}, _environment(compose["services"][service]), scope=service)
+    environment = _environment(compose["services"][service])
+    settings = build_settings({}, environment, scope=service)
+    read = [option for option in options_for(service) if option.env in environment]
+    assert read, f"{service} sets none of its options"
+    assert {o.env: getattr(settings, o.field) for o in read} == {o.env: o.parse(environment[o.env]) for o in read}
 
 
 @pytest.mark.parametrize("service", OUR_SERVICES)
