@@ -224,3 +224,25 @@ def test_a_running_job_is_kept_alive_by_our_heartbeat_ttl(monkeypatch):
     for score in scores:
         assert score - time.time() <= runner.HEARTBEAT_TTL_SECONDS + 1, (
             "RQ no longer takes the started-registry expiry from get_heartbeat_ttl()")
+
+
+def test_rq_own_clean_up_hands_handle_job_failure_a_job_of_the_queues_class(monkeypatch):
+    """A job taken but never started (its worker died) is failed by RQ's intermediate-queue clean-up
+    through the worker's handle_job_failure: a job of the queue's class, which no worker ran."""
+    calls = []
+
+    class Recorder(SimpleWorker):
+        def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None):
+            calls.append((type(job), execution))
+
+    redis = fakeredis.FakeRedis()
+    queue = Queue("q", connection=redis, job_class=BatchJob, serializer=JSONSerializer)
+    queue.enqueue_call(f"{__name__}.called_with", args=("a",), job_id="taken")
+    redis.lmove(queue.key, queue.intermediate_queue_key, "RIGHT", "LEFT")  # as RQ's dequeue does
+    monkeypatch.setattr(IntermediateQueue, "should_be_cleaned_up", lambda self, job_id: True)
+    worker = Recorder([queue], connection=redis, job_class=ContextJob, serializer=JSONSerializer)
+    queue.intermediate_queue.cleanup(worker, queue)  # first seen
+    queue.intermediate_queue.cleanup(worker, queue)
+    assert calls == [(BatchJob, None)], (
+        f"RQ's intermediate-queue clean-up now calls handle_job_failure as {calls}: StoreWorker's must tell "
+        "the jobs it ran (ContextJob) from these")
