@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.run import CEILING_PORT, ROOT, Proc, parse_variants, post_all, start, wait_http  # noqa: E402
 from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
+from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.settings import Settings  # noqa: E402
 
 PORT = 18085
@@ -83,7 +84,7 @@ def main() -> None:
             for name, (source, extra) in variants.items():
                 load, cpu = run_api(source, extra, env, payloads)
                 queue.rq_queue.empty()
-                for key in redis.scan_iter(match=f"kube-insight:payload:{settings.queue_name}:*".encode(), count=1000):
+                for key in redis.scan_iter(match=payload_key_prefix(settings.queue_name).encode() + b"*", count=1000):
                     redis.delete(key)
                 results[name].append((load.records_per_s, load.percentile(0.99), load.records_per_s / top, cpu))
                 line.append(f"{name} {load.records_per_s:,.0f} (p99 {load.percentile(0.99):.0f} ms, {cpu:.2f} CPU ms/batch, "

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
+from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.records import BatchDecoder, LogRow  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from tests.store_reads import stored_lines  # noqa: E402
@@ -184,7 +185,7 @@ def clean_up(settings: Settings, store, queue, redis) -> None:
         store.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=120)
     store.close()
     queue.rq_queue.empty()
-    for key in redis.scan_iter(match=f"kube-insight:payload:{settings.queue_name}:*".encode(), count=1000):
+    for key in redis.scan_iter(match=payload_key_prefix(settings.queue_name).encode() + b"*", count=1000):
         redis.delete(key)
 
 

@@ -37,13 +37,13 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.serializers import JSONSerializer
 
 from common.records import LogRow
+from common.redis_keys import PAYLOAD_KEY_PREFIX, payload_key_prefix
 from common.settings import Settings
 from common.timestamps import now_ns
 
 JOB_FUNCTION = "workers.jobs.write_batch"
 # Loads data, never code. Jobs written with RQ's default (pickle) are refused, not unpickled.
 JOB_SERIALIZER = JSONSerializer
-PAYLOAD_KEY_PREFIX = "kube-insight:payload:"  # + "<queue name>:<job id>"
 _ZSTD_LEVEL = 1
 # Failed jobs (and their payloads) are kept for operators to requeue; RQ's maximum is a year.
 FAILED_JOB_TTL_SECONDS = 365 * 86400
@@ -147,7 +147,7 @@ class BatchQueue:
         self.rq_queue = Queue(settings.queue_name, connection=connection,
                               job_class=BatchJob, serializer=JOB_SERIALIZER)
         self._retry_intervals = list(settings.job_retry_intervals)
-        self._payload_prefix = f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:"
+        self._payload_prefix = payload_key_prefix(settings.queue_name)
         # (batches queued, time.monotonic() when read); the mark itself forces a first LLEN.
         self._known_length = (settings.queue_high_water_mark, 0.0)
 

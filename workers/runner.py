@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -44,6 +45,7 @@ from rq.worker import SimpleWorker
 
 from common.metrics import WorkerMetrics
 from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
+from common.redis_keys import orphan_scan_lock_key
 from common.settings import Settings
 from common.log_store import BatchNeverWritable, LogStore, StoreConfigError, StoreUnavailable
 from common.store import CassandraStore
@@ -67,7 +69,10 @@ class LiveExecutionRegistry(ExecutionRegistry):
     Expired executions are skipped instead.
 
     RQ reads a job's executions twice while finishing it, in three round trips each (expired
-    entries dropped, ids listed, each execution fetched); here in two, with pipelines."""
+    entries dropped, ids listed, each execution fetched); here in two, with pipelines.
+
+    No public hook: RQ builds this registry itself (Job.execution_registry) and offers no option to
+    skip a missing execution. Both methods keep RQ's public signatures (tests/unit/test_rq_contract.py)."""
 
     def get_execution_ids(self, start: int = 0, end: int = -1) -> list[str]:
         with self.connection.pipeline(transaction=False) as pipe:
@@ -96,26 +101,30 @@ class LiveExecutionRegistry(ExecutionRegistry):
 
 
 class ContextJob(BatchJob):
-    """An RQ job whose function receives the worker's JobContext as its first argument."""
+    """An RQ job whose function receives the worker's JobContext as its first argument, and runs
+    only once BatchQueue.check_job accepted the job.
+
+    StoreWorker sets `context` before it runs the job, and its exception handler notes why a run
+    failed (the three flags below), for handle_job_failure and perform_job to act on."""
 
     context: JobContext | None = None
     store_was_unavailable = False  # an outage or a transient refusal: not the batch's fault
     never_writable = False
     config_error: StoreConfigError | None = None
+    _checked_func = None
 
-    def _execute(self):
-        self.context.queue.check_job(self)  # before self.func imports whatever the hash names
-        try:
-            return self.func(self.context, *self.args, **self.kwargs)
-        except StoreConfigError as error:
-            self.config_error = error
-            raise
-        except StoreUnavailable:
-            self.store_was_unavailable = True
-            raise
-        except BatchNeverWritable:
-            self.never_writable = True
-            raise
+    @property
+    def func(self):
+        """What RQ calls to run the job (with the job's args): write_batch with the context bound.
+
+        No public hook hands a per-process object to a job function, nor runs a check before RQ
+        imports the function a job hash names: RQ runs `job.func(*job.args, **job.kwargs)`, and
+        this public property is where both fit (the contract test checks RQ still runs it).
+        Read twice per run by RQ; checked and imported once."""
+        if self._checked_func is None:
+            self.context.queue.check_job(self)  # before super().func imports whatever the hash names
+            self._checked_func = functools.partial(super().func, self.context)
+        return self._checked_func
 
     @property
     def execution_registry(self) -> ExecutionRegistry:
@@ -123,8 +132,13 @@ class ContextJob(BatchJob):
 
 
 class StoreWorker(SimpleWorker):
+    """RQ's non-forking worker, extended where RQ has a documented hook (job_class, serializer,
+    exception handlers) and otherwise by overriding its public methods, each saying why.
+    tests/unit/test_rq_contract.py fails, naming what moved, if an RQ release changes any of them."""
+
     def __init__(self, *args, context: JobContext, store_backoff: tuple[float, float] = STORE_BACKOFF, **kwargs):
         super().__init__(*args, job_class=ContextJob, serializer=context.queue.rq_queue.serializer, **kwargs)
+        self.push_exc_handler(self._note_failure_cause)
         self.push_exc_handler(self._handle_refused_job)
         self.context = context
         self._store_backoff = store_backoff
@@ -135,7 +149,10 @@ class StoreWorker(SimpleWorker):
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """RQ's plain beats (default TTL, no pipeline) at most once per WORKER_BEAT_MIN_INTERVAL_SECONDS,
-        and in one round trip; beats with a TTL or in a pipeline go through unchanged."""
+        and in one round trip; beats with a TTL or in a pipeline go through unchanged.
+
+        No public hook: RQ calls heartbeat() from its work loop, dequeue and suspension check, with
+        no option for how often."""
         if timeout is not None or pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
@@ -146,6 +163,17 @@ class StoreWorker(SimpleWorker):
             super().heartbeat(pipeline=pipe)
             pipe.execute()
         self._last_plain_beat = beat_at
+
+    def _note_failure_cause(self, job: ContextJob, exc_type, exc_value, traceback) -> bool:
+        """RQ exception handler (run before handle_job_failure): why the run failed, for
+        handle_job_failure and perform_job to act on."""
+        if issubclass(exc_type, StoreConfigError):
+            job.config_error = exc_value
+        elif issubclass(exc_type, StoreUnavailable):
+            job.store_was_unavailable = True
+        elif issubclass(exc_type, BatchNeverWritable):
+            job.never_writable = True
+        return True
 
     def _handle_refused_job(self, job: Job, exc_type, exc_value, traceback) -> bool:
         """RQ exception handler: a refused job is not retried (it would be refused again), and the
@@ -163,8 +191,13 @@ class StoreWorker(SimpleWorker):
         return True
 
     def run_maintenance_tasks(self) -> None:
+        """RQ's maintenance, then the orphan scan, by one worker per pass (a lock that expires
+        before the next pass).
+
+        No public hook: RQ's maintenance interval has no callback; its cron scheduler would be a
+        process of its own, with an interval of its own."""
         super().run_maintenance_tasks()
-        lock = f"kube-insight:orphan-scan:{self.context.queue.rq_queue.name}"
+        lock = orphan_scan_lock_key(self.context.queue.rq_queue.name)
         try:
             if self.connection.set(lock, self.name, nx=True, ex=max(int(self.maintenance_interval) - 1, 1)):
                 orphans = self.context.queue.requeue_orphans()
@@ -174,9 +207,18 @@ class StoreWorker(SimpleWorker):
             log.warning("event=orphan_scan_failed error=%s", error)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """HEARTBEAT_TTL_SECONDS, however long the job's timeout (see the module docstring).
+
+        No public hook: RQ's SimpleWorker derives the TTL from the job timeout, with no option."""
         return HEARTBEAT_TTL_SECONDS
 
     def perform_job(self, job, queue, execution) -> bool:
+        """RQ's perform_job with the context handed to the job, a thread beating every
+        HEARTBEAT_EVERY_SECONDS meanwhile, and a pause after a store failure.
+
+        No public hook: RQ calls nothing before or after a job in the worker process (job callbacks
+        run per job, are named in the untrusted job hash, and get no worker), and its non-forking
+        worker does not beat during a job."""
         job.context = self.context
         done = threading.Event()
         beating = threading.Thread(target=self._beat_until, args=(done, job, execution), daemon=True)
@@ -195,8 +237,13 @@ class StoreWorker(SimpleWorker):
         return succeeded
 
     def handle_job_failure(self, job, queue, started_job_registry=None, exc_string="", execution=None) -> None:
-        # RQ's own clean-up (abandoned jobs, the intermediate queue) passes jobs of the queue's
-        # class, which this worker did not run: theirs is RQ's ordinary retry.
+        """A job whose store was unavailable goes back to the front of the queue, spending no
+        retry; one that can never be written is failed at once; any other is RQ's to retry.
+        RQ's own clean-up (abandoned jobs, the intermediate queue) passes jobs of the queue's
+        class, which this worker did not run: theirs is RQ's ordinary retry.
+
+        No public hook: exception handlers run before this and cannot stop RQ from spending a
+        retry, and a job returning rq.Retry keeps a count (and a result) of its own."""
         ran_here = isinstance(job, ContextJob)
         if ran_here and (job.store_was_unavailable or job.config_error is not None):
             self._put_back(job, queue, execution)
@@ -207,10 +254,12 @@ class StoreWorker(SimpleWorker):
 
     def _put_back(self, job, queue, execution) -> None:
         """Queue the job again, first in line, without spending one of its retries: RQ's own retry
-        (Job.retry) less the count, in one MULTI/EXEC (Queue.enqueue_job cannot join a pipeline)."""
+        (Job.retry) less the count, in one MULTI/EXEC. Queue.enqueue_job joins a pipeline only
+        in MULTI mode already (else it calls multi() itself, after our commands: an error)."""
         with self.connection.pipeline() as pipeline:
+            pipeline.multi()
             self.cleanup_execution(job, pipeline=pipeline, execution=execution)
-            queue._enqueue_job(job, pipeline=pipeline, at_front=True)
+            queue.enqueue_job(job, pipeline=pipeline, at_front=True)
             pipeline.execute()
         log.info("event=job_put_back job=%s retries_left=%s", job.id, job.retries_left)
 
@@ -250,6 +299,11 @@ class StoreWorker(SimpleWorker):
             time.sleep(min(left, 1.0))
 
     def _stop_on(self, error: StoreConfigError) -> None:
+        """Stop after this job, as a warm shutdown does.
+
+        RQ's private `_stop_requested` is read (in _back_off, _pause) and set here: its public
+        request_stop() is the SIGTERM handler, which would turn the next SIGTERM into a cold
+        shutdown and raise StopRequested in an idle worker."""
         log.error("event=worker_stopping reason=store_config_error error=%s", error)
         self.store_config_error = error
         self._stop_requested = True

@@ -1,0 +1,24 @@
+"""Every Redis key this project writes or reads itself; RQ names its own (`rq:...`).
+
+All of them start with `kube-insight:` and name the queue they belong to, so several deployments
+(or test sessions) can share one Redis without touching each other's keys.
+"""
+
+from __future__ import annotations
+
+PAYLOAD_KEY_PREFIX = "kube-insight:payload:"
+"""A queued batch (msgpack + zstd), under `<prefix><queue name>:<job id>`. Written with its job in
+one MULTI/EXEC, deleted once Cassandra holds every row: the source of truth for unwritten batches."""
+
+ORPHAN_SCAN_LOCK_PREFIX = "kube-insight:orphan-scan:"
+"""`<prefix><queue name>`: held (SET NX EX, value the worker's name) by the one worker that scans
+for orphaned payloads in a maintenance pass, expiring just before the next pass."""
+
+
+def payload_key_prefix(queue_name: str) -> str:
+    """The prefix of every payload key of one queue; a payload key is this plus the job id."""
+    return f"{PAYLOAD_KEY_PREFIX}{queue_name}:"
+
+
+def orphan_scan_lock_key(queue_name: str) -> str:
+    return f"{ORPHAN_SCAN_LOCK_PREFIX}{queue_name}"
