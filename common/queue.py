@@ -22,7 +22,7 @@ import dataclasses
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import redis
@@ -141,14 +141,16 @@ class QueueStatus:
 
 
 class BatchQueue:
-    def __init__(self, connection: redis.Redis, settings: Settings):
+    def __init__(self, connection: redis.Redis, settings: Settings, *,
+                 monotonic: Callable[[], float] = time.monotonic):
         self._redis = connection
         self._settings = settings
         self.rq_queue = Queue(settings.queue_name, connection=connection,
                               job_class=BatchJob, serializer=JOB_SERIALIZER)
         self._retry_intervals = list(settings.job_retry_intervals)
         self._payload_prefix = payload_key_prefix(settings.queue_name)
-        # (batches queued, time.monotonic() when read); the mark itself forces a first LLEN.
+        self._monotonic = monotonic
+        # (batches queued, monotonic() when read); the mark itself forces a first LLEN.
         self._known_length = (settings.queue_high_water_mark, 0.0)
 
     # --- producer side (API) ---
@@ -169,7 +171,7 @@ class BatchQueue:
                 self._enqueue_job(job_id, pipe)
                 pipe.llen(self.rq_queue.key)
                 length = pipe.execute()[-1]
-            self._known_length = (length, time.monotonic())
+            self._known_length = (length, self._monotonic())
             return job_id
         except redis.RedisError as error:
             raise QueueUnavailable(describe_redis_error(error)) from error
@@ -177,10 +179,10 @@ class BatchQueue:
     def _refuse_above_high_water_mark(self) -> None:
         length, read_at = self._known_length
         mark = self._settings.queue_high_water_mark
-        if length < mark and time.monotonic() - read_at < QUEUE_LENGTH_MAX_AGE_SECONDS:
+        if length < mark and self._monotonic() - read_at < QUEUE_LENGTH_MAX_AGE_SECONDS:
             return
         length = self.rq_queue.count
-        self._known_length = (length, time.monotonic())
+        self._known_length = (length, self._monotonic())
         if length >= mark:
             raise QueueFull(f"{self._settings.queue_name} holds >= {mark} batches")
 
