@@ -217,3 +217,18 @@ def test_grafanas_basic_auth_with_the_query_token_reads_and_none_is_refused():
 def test_bad_parameters_are_400s_naming_them(params, name):
     response = get(harness((1, "a")), "/loki/api/v1/query_range", query='{app="web"}', **params)
     assert response.status_code == 400 and response.json["message"] == f"Invalid parameter '{name}'"
+
+
+def test_a_container_with_several_label_sets_is_reported_under_the_labels_they_share():
+    h = harness((1, "v1 line", "stdout", {"app": "web", "version": "1"}),
+                (2, "v2 line", "stdout", {"app": "web", "version": "2"}))
+    response = get(h, "/loki/api/v1/query_range", query='{app="web"}', **window())
+    (stream,) = response.json["data"]["result"]
+    assert "version" not in stream["stream"] and [line for _, line in stream["values"]] == ["v2 line", "v1 line"]
+
+
+def test_a_selector_matching_only_some_of_a_containers_label_sets_is_refused():
+    h = harness((1, "v1 line", "stdout", {"app": "web", "version": "1"}),
+                (2, "v2 line", "stdout", {"app": "web", "version": "2"}))
+    response = get(h, "/loki/api/v1/query_range", query='{version="1"}', **window())
+    assert response.status_code == 400 and "several label sets" in response.json["detail"]
