@@ -8,6 +8,8 @@ from api.auth import BearerAuth
 from api.discovery import ContainersResource, NamespacesResource, PodsResource
 from api.errors import register_error_handlers, serialize_error
 from api.health import HealthResource
+from api.loki.read import (BuildInfoResource, InstantQueryResource, LabelsResource, LabelValuesResource,
+                           QueryRangeResource, SeriesResource)
 from api.observability import MetricsResource, RequestMetrics
 from api.openapi import OPENAPI_PATH, OpenApiResource
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
@@ -22,8 +24,16 @@ from common.settings import Settings
 from common.log_store import LogStore
 from common.store import CassandraStore
 
+# Loki's read routes; those in LOKI_POST_PATHS also answer POST with a form body, as Loki's do.
+LOKI_QUERY_PATH = "/loki/api/v1/query"
+LOKI_QUERY_RANGE_PATH = "/loki/api/v1/query_range"
+LOKI_LABELS_PATH = "/loki/api/v1/labels"
+LOKI_LABEL_VALUES_PATH = "/loki/api/v1/label/{name}/values"
+LOKI_SERIES_PATH = "/loki/api/v1/series"
+LOKI_BUILDINFO_PATH = "/loki/api/v1/status/buildinfo"
+LOKI_POST_PATHS = (LOKI_QUERY_PATH, LOKI_QUERY_RANGE_PATH, LOKI_LABELS_PATH, LOKI_LABEL_VALUES_PATH, LOKI_SERIES_PATH)
 # Everything that reads logs needs QUERY_TOKEN when one is set, and shares the reads' threads.
-QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers")
+QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers", *LOKI_POST_PATHS)
 # Loki's API lives under this prefix (X-Scope-OrgID is checked there, see api/tenancy.py).
 LOKI_PREFIX = "/loki/"
 # Profiles show stacks and allocations (log lines among them): as secret as the logs.
@@ -33,7 +43,8 @@ PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
 def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: ApiMetrics) -> falcon.App:
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
-        **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS},
+        **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH,)},
+        **{("POST", path): settings.query_token for path in LOKI_POST_PATHS},
     })
     app = falcon.App(middleware=[RequestMetrics(metrics), TenantCheck(settings.tenant_id, LOKI_PREFIX), auth,
                                  ReadSlots(settings, QUERY_PATHS)])
@@ -47,6 +58,12 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     app.add_route("/namespaces", NamespacesResource(settings, store))
     app.add_route("/pods", PodsResource(settings, store))
     app.add_route("/containers", ContainersResource(settings, store))
+    app.add_route(LOKI_QUERY_RANGE_PATH, QueryRangeResource(settings, store))
+    app.add_route(LOKI_QUERY_PATH, InstantQueryResource(settings, store))
+    app.add_route(LOKI_LABELS_PATH, LabelsResource(settings, store))
+    app.add_route(LOKI_LABEL_VALUES_PATH, LabelValuesResource(settings, store))
+    app.add_route(LOKI_SERIES_PATH, SeriesResource(settings, store))
+    app.add_route(LOKI_BUILDINFO_PATH, BuildInfoResource())
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route(OPENAPI_PATH, OpenApiResource(settings))
     if settings.enable_profiling:

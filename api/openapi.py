@@ -9,6 +9,7 @@ from __future__ import annotations
 import falcon
 import msgspec
 
+from api.loki.openapi import loki_paths
 from common.records import MAX_NAME_CHARACTERS
 from common.settings import Settings
 
@@ -45,6 +46,7 @@ def openapi_document(settings: Settings) -> dict:
             "/tail": {"get": _tail()},
             "/metrics": {"get": _metrics()},
             OPENAPI_PATH: {"get": _openapi()},
+            **loki_paths(_READS_BUSY, _unauthorized("QUERY_TOKEN"), _retry_later("Cassandra unavailable: retry")),
         },
         "components": {"schemas": _schemas(), "securitySchemes": _security_schemes()},
     }

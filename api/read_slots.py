@@ -1,6 +1,6 @@
 """The reads' bounded share of waitress's threads.
 
-Every read (GET /query in any output, /tail, /namespaces, /pods, /containers) holds an API thread
+Every read (GET /query in any output, /tail, /namespaces, /pods, /containers, Loki's reads) holds an API thread
 while it is served, and a streamed one for as long as its client takes to read it. So at most half
 of API_THREADS serve reads at once, and the other half always remain for ingest, /ready and
 /metrics. One read more gets 429 with Retry-After. A streamed answer keeps its slot until waitress
@@ -24,7 +24,7 @@ def read_share(settings: Settings) -> int:
 
 
 class ReadSlots:
-    """Falcon middleware: GET on `paths` takes a slot or gets 429 + Retry-After."""
+    """Falcon middleware: a GET (or POST: Loki's queries) on `paths` takes a slot or gets 429 + Retry-After."""
 
     def __init__(self, settings: Settings, paths: Collection[str]):
         self.limit = read_share(settings)
@@ -50,7 +50,7 @@ class ReadSlots:
             self._open -= 1
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if req.method != "GET" or req.uri_template not in self._paths:
+        if req.method not in ("GET", "POST") or req.uri_template not in self._paths:
             return
         if not self._take():
             raise falcon.HTTPTooManyRequests(

@@ -158,7 +158,12 @@ def post_all(port: int, payloads: list[bytes], records_per_body: int, concurrenc
     return Load(len(payloads) * records_per_body, sum(map(len, payloads)) / 1e6, seconds, latencies, errors[0])
 
 
-def get_latencies(port: int, path: str, repeat: int) -> tuple[list[float], int]:
+def loki_lines(document: dict) -> int:
+    return sum(len(stream["values"]) for stream in document["data"]["result"])
+
+
+def get_latencies(port: int, path: str, repeat: int, count=lambda document: len(document["log_rows"])
+                  ) -> tuple[list[float], int]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     latencies, rows = [], 0
     for _ in range(repeat):
@@ -167,7 +172,7 @@ def get_latencies(port: int, path: str, repeat: int) -> tuple[list[float], int]:
         response = connection.getresponse()
         body = response.read()
         latencies.append(time.perf_counter() - started)
-        rows = len(json.loads(body)["log_rows"])
+        rows = count(json.loads(body))
     return latencies, rows
 
 
@@ -200,11 +205,15 @@ def parse_variants(specs: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def main() -> None:
+    global API_PORT, CEILING_PORT
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller volumes, for a smoke run")
     parser.add_argument("--front-only", action="store_true",
                         help="only the ceiling and the front end (quick comparisons while tuning)")
+    parser.add_argument("--api-port", type=int, default=API_PORT,
+                        help=f"port of the API under test (the ceiling app takes the next one); default {API_PORT}")
     args = parser.parse_args()
+    API_PORT, CEILING_PORT = args.api_port, args.api_port + 1
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
 
@@ -377,6 +386,15 @@ def query_latencies(store: CassandraStore, settings: Settings) -> dict:
         latencies, returned = get_latencies(API_PORT, f"/query?{params}", 30)
         out[name] = {"rows": returned, "p50_ms": round(pct(latencies, 0.5), 1), "p99_ms": round(pct(latencies, 0.99), 1)}
         log(f"query {name}: p50 {out[name]['p50_ms']} ms, p99 {out[name]['p99_ms']} ms ({returned} rows)")
+    # The same 10,000 lines through Loki's query_range, in the same run: its target is 80% of /query's speed.
+    params = urllib.parse.urlencode({"query": '{namespace="query", pod="one", container="app"}', "limit": 10_000,
+                                     "direction": "forward", "start": inside[0].ts_ns, "end": inside[-1].ts_ns + 1})
+    get_latencies(API_PORT, f"/loki/api/v1/query_range?{params}", 3, loki_lines)
+    latencies, returned = get_latencies(API_PORT, f"/loki/api/v1/query_range?{params}", 30, loki_lines)
+    loki = {"rows": returned, "p50_ms": round(pct(latencies, 0.5), 1), "p99_ms": round(pct(latencies, 0.99), 1)}
+    loki["ratio_query_to_query_range_p50"] = round(out["10k_rows_one_bucket"]["p50_ms"] / loki["p50_ms"], 2)
+    out["loki_query_range_10k_rows_one_bucket"] = loki
+    log(f"query_range 10k rows: p50 {loki['p50_ms']} ms, p99 {loki['p99_ms']} ms ({returned} rows)")
     return out
 
 

@@ -14,7 +14,7 @@ import enum
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from common.log_store import Direction, LogLine, LogStore, Position
 from common.query_plan import BucketSlice, plan_slices
@@ -48,10 +48,14 @@ class Scope:
 def read_lines(
     store: LogStore, scope: Scope, start_ns: int, end_ns: int, *, bucket_seconds: int,
     direction: Direction = Direction.FORWARD, after: Position | None = None, page_size: int = 5000,
+    buckets: Collection[int] | None = None,
 ) -> Iterator[LogLine]:
     """Every line of `scope` with start_ns <= ts <= end_ns, strictly after `after` in `direction`,
-    oldest first (newest first when backward). Lazy: reads as it is iterated."""
+    oldest first (newest first when backward). Lazy: reads as it is iterated. `buckets`, when
+    given, are the only buckets read (those an index says hold the scope's lines)."""
     slices = plan_slices(start_ns, end_ns, bucket_seconds)
+    if buckets is not None:
+        slices = [bucket_slice for bucket_slice in slices if bucket_slice.bucket in buckets]
     if direction.backward:
         slices.reverse()
     one_container = scope.container_name is not None

@@ -51,6 +51,22 @@ class LogLine(NamedTuple):
         return Position(self.ts_ns, self.pod_name, self.container_name, self.line_id)
 
 
+class SeriesEntry(NamedTuple):
+    """One label set with lines in a bucket: a container, the stream of its lines (None when they
+    have none) and the row's other labels (Loki's stream labels, or fluent-bit's pod labels)."""
+
+    namespace: str
+    pod_name: str
+    container_name: str
+    stream: str | None
+    labels: dict[str, str]
+
+    @property
+    def key(self) -> tuple:
+        return (self.namespace, self.pod_name, self.container_name, self.stream or "",
+                tuple(sorted(self.labels.items())))
+
+
 # An inclusive bound on a partition's clustering order.
 Bound = tuple[int, int]  # (ts_ns, line_id)
 
@@ -92,6 +108,9 @@ class LogStore(Protocol):
 
     def namespaces_in_buckets(self, buckets: Sequence[int]) -> list[list[str]]:
         """Per bucket, the sorted namespaces with lines."""
+
+    def series_in_buckets(self, buckets: Sequence[int]) -> list[list[SeriesEntry]]:
+        """Per bucket, its label sets with lines, sorted by SeriesEntry.key."""
 
     def close(self) -> None:
         """Release connections (the store may reconnect on the next call)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from common.log_store import Direction
@@ -10,6 +11,7 @@ from common.settings import Settings
 LOG_TABLE = "log_lines"
 STREAM_INDEX_TABLE = "log_streams"
 NAMESPACE_INDEX_TABLE = "log_namespaces"
+SERIES_INDEX_TABLE = "log_series"
 SETTINGS_TABLE = "schema_settings"
 
 # Line ids are non-negative 63-bit numbers (row_keys.line_ids): these bound every (ts_ns, line_id).
@@ -98,6 +100,25 @@ def create_namespace_index_table(settings: Settings) -> str:
           AND comment = 'kube-insight-logserver: namespaces with lines per bucket'"""
 
 
+def create_series_index_table(settings: Settings) -> str:
+    """Which label sets (a container's, its stream's and its `labels`) had lines in which bucket: the
+    Loki API's labels, label values, series and stream selection read this, never the lines. A row
+    without a stream has stream ''; without labels, an empty map. The labels are identified by a
+    digest of them (labels_id, see labels_id()): a primary key holds at most 64 KiB, labels may not."""
+    return f"""
+        CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{SERIES_INDEX_TABLE} (
+            bucket bigint,
+            namespace text,
+            pod_name text,
+            container_name text,
+            stream text,
+            labels_id text,
+            labels frozen<map<text, text>>,
+            PRIMARY KEY ((bucket), namespace, pod_name, container_name, stream, labels_id)
+        ) WITH default_time_to_live = {index_ttl_seconds(settings)}
+          AND comment = 'kube-insight-logserver: label sets with lines per bucket'"""
+
+
 def create_settings_table(settings: Settings) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{SETTINGS_TABLE} "
@@ -133,6 +154,25 @@ def insert_stream(keyspace: str) -> str:
 
 def insert_namespace(keyspace: str) -> str:
     return f"INSERT INTO {keyspace}.{NAMESPACE_INDEX_TABLE} (bucket, namespace) VALUES (?, ?)"
+
+
+def insert_series(keyspace: str) -> str:
+    return (
+        f"INSERT INTO {keyspace}.{SERIES_INDEX_TABLE} (bucket, namespace, pod_name, container_name, stream, "
+        "labels_id, labels) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+
+
+def select_series(keyspace: str) -> str:
+    return (
+        f"SELECT namespace, pod_name, container_name, stream, labels FROM {keyspace}.{SERIES_INDEX_TABLE} "
+        "WHERE bucket = ?"
+    )
+
+
+def labels_id(items: tuple[tuple[str, str], ...]) -> str:
+    """A label set's identity in the series index: a digest of its sorted (name, value) pairs."""
+    return hashlib.blake2b(json.dumps(items, ensure_ascii=False).encode(), digest_size=16).hexdigest()
 
 
 def select_streams(keyspace: str, *, one_pod: bool) -> str:

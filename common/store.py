@@ -35,8 +35,8 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
 from common import schema
-from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, StoreConfigError, StoreUnavailable,
-                              WriteRefused)
+from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, SeriesEntry, StoreConfigError,
+                              StoreUnavailable, WriteRefused)
 from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
 from common.row_keys import line_ids
@@ -152,11 +152,13 @@ class CassandraStore:
                 ("insert", schema.insert_row(keyspace)),
                 ("insert_stream", schema.insert_stream(keyspace)),
                 ("insert_namespace", schema.insert_namespace(keyspace)),
+                ("insert_series", schema.insert_series(keyspace)),
                 (Direction.FORWARD, schema.select_range(keyspace, Direction.FORWARD)),
                 (Direction.BACKWARD, schema.select_range(keyspace, Direction.BACKWARD)),
                 ("streams", schema.select_streams(keyspace, one_pod=False)),
                 ("pod_streams", schema.select_streams(keyspace, one_pod=True)),
                 ("namespaces", schema.select_namespaces(keyspace)),
+                ("series", schema.select_series(keyspace)),
             )
         }
         self._session = session
@@ -175,6 +177,7 @@ class CassandraStore:
             (schema.LOG_TABLE, schema.create_log_table),
             (schema.STREAM_INDEX_TABLE, schema.create_stream_index_table),
             (schema.NAMESPACE_INDEX_TABLE, schema.create_namespace_index_table),
+            (schema.SERIES_INDEX_TABLE, schema.create_series_index_table),
             (schema.SETTINGS_TABLE, schema.create_settings_table),
         ):
             if table not in existing:
@@ -191,6 +194,7 @@ class CassandraStore:
             schema.LOG_TABLE: s.cassandra_ttl_seconds,
             schema.STREAM_INDEX_TABLE: schema.index_ttl_seconds(s),
             schema.NAMESPACE_INDEX_TABLE: schema.index_ttl_seconds(s),
+            schema.SERIES_INDEX_TABLE: schema.index_ttl_seconds(s),
         }
         current = session.execute(
             "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s",
@@ -287,20 +291,39 @@ class CassandraStore:
                 requests += [(self._batch(rows[:half]), (), rows[:half]), (self._batch(rows[half:]), (), rows[half:])]
 
     def _unindexed(self, by_partition: dict[tuple, list[tuple]]) -> list[tuple]:
-        """The partitions (namespace, pod, container, bucket) whose index entries this process has
-        not written within INDEX_REFRESH_SECONDS."""
+        """The label sets (namespace, pod, container, bucket, stream or '', sorted label items) of the
+        rows whose index entries this process has not written within INDEX_REFRESH_SECONDS."""
         now = time.monotonic()
-        return [
-            key for key in by_partition
-            if now - self._indexed.get(key, -math.inf) > schema.INDEX_REFRESH_SECONDS
-        ]
+        unset = UNSET_VALUE
+        entries = []
+        for key, params in by_partition.items():
+            seen: set[tuple] = set()
+            last = None
+            for p in params:
+                # A container's rows mostly share their stream and labels: compare before building a key.
+                if last is not None and p[7] == last[0] and p[11] == last[1]:
+                    continue
+                last = (p[7], p[11])
+                stream, labels = p[7], p[11]
+                series = (*key, "" if stream is unset else stream,
+                          () if labels is unset else tuple(sorted(labels.items())))
+                if series in seen:
+                    continue
+                seen.add(series)
+                if now - self._indexed.get(series, -math.inf) > schema.INDEX_REFRESH_SECONDS:
+                    entries.append(series)
+        return entries
 
     def _index_statements(self, entries: list[tuple]) -> list[tuple]:
-        statements, namespaces = [], set()
-        for namespace, pod_name, container_name, bucket in entries:
-            statements.append((self._statements["insert_stream"], (namespace, bucket, pod_name, container_name)))
+        statements, streams, namespaces = [], set(), set()
+        for namespace, pod_name, container_name, bucket, stream, labels in entries:
+            statements.append((self._statements["insert_series"],
+                               (bucket, namespace, pod_name, container_name, stream, schema.labels_id(labels),
+                                dict(labels))))
+            streams.add((namespace, bucket, pod_name, container_name))
             namespaces.add((bucket, namespace))
-        statements += [(self._statements["insert_namespace"], key) for key in namespaces]
+        statements += [(self._statements["insert_stream"], key) for key in sorted(streams)]
+        statements += [(self._statements["insert_namespace"], key) for key in sorted(namespaces)]
         return statements
 
     def _remember_indexed(self, entries: list[tuple]) -> None:
@@ -419,6 +442,15 @@ class CassandraStore:
 
     def namespaces_in_buckets(self, buckets: Sequence[int]) -> list[list[str]]:
         return [sorted(row[0] for row in rows) for rows in self._read_all("namespaces", [(b,) for b in buckets])]
+
+    def series_in_buckets(self, buckets: Sequence[int]) -> list[list[SeriesEntry]]:
+        """For each bucket, the label sets with lines in it (SeriesEntry), sorted by their key."""
+        found = []
+        for rows in self._read_all("series", [(b,) for b in buckets]):
+            entries = [SeriesEntry(namespace, pod_name, container_name, stream or None, dict(labels or {}))
+                       for namespace, pod_name, container_name, stream, labels in rows]
+            found.append(sorted(entries, key=lambda entry: entry.key))
+        return found
 
     def _read_all(self, statement: str, params: list[tuple]) -> list[list[tuple]]:
         """One prepared read per parameter tuple, all in flight at once; their rows, in order."""

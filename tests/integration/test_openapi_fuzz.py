@@ -67,6 +67,21 @@ FUZZING = [
     ("GET /write", POSITIVE, 1),
     ("GET /ready", POSITIVE, 1),
     ("GET /metrics", POSITIVE, 1),
+    ("GET /loki/api/v1/query_range", POSITIVE, 120),
+    ("GET /loki/api/v1/query_range", NEGATIVE, 120),
+    ("POST /loki/api/v1/query_range", POSITIVE, 40),
+    ("GET /loki/api/v1/query", POSITIVE, 60),
+    ("GET /loki/api/v1/query", NEGATIVE, 60),
+    ("POST /loki/api/v1/query", POSITIVE, 20),
+    ("GET /loki/api/v1/labels", POSITIVE, 40),
+    ("GET /loki/api/v1/labels", NEGATIVE, 40),
+    ("POST /loki/api/v1/labels", POSITIVE, 10),
+    ("GET /loki/api/v1/label/{name}/values", POSITIVE, 40),
+    ("POST /loki/api/v1/label/{name}/values", POSITIVE, 10),
+    ("GET /loki/api/v1/series", POSITIVE, 40),
+    ("GET /loki/api/v1/series", NEGATIVE, 40),
+    ("POST /loki/api/v1/series", POSITIVE, 10),
+    ("GET /loki/api/v1/status/buildinfo", POSITIVE, 1),
 ]
 # GET /tail streams until the client leaves: not fuzzed here (tests/unit covers its parameters).
 NOT_FUZZED = {"GET /tail"}

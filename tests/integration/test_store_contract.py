@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from common.log_store import Direction, LogStore
+from common.log_store import Direction, LogStore, SeriesEntry
 from common.partitions import bucket_of
 from common.records import LogRow
 from common.schema import LINE_ID_MAX, LINE_ID_MIN
@@ -100,6 +100,32 @@ def test_the_index_lists_each_buckets_containers_and_namespaces_sorted(store, na
         [("db", "pg"), ("web", "a-first"), ("web", "z-last")], [("web", "app")]]
     assert store.containers_in_buckets(namespace, "db", [BUCKET]) == [[("db", "pg")]]
     assert namespace in store.namespaces_in_buckets([BUCKET])[0]
+
+
+def labelled(namespace, offset, log, stream=None, labels=None, pod="web", container="app"):
+    return LogRow(namespace, pod, container, T0 + offset, log, stream, labels=labels)
+
+
+def test_the_series_index_lists_each_label_set_with_lines_once_per_bucket(store, namespace):
+    store.write([labelled(namespace, 1, "a", "stdout", {"app": "web"}), labelled(namespace, 2, "b", "stdout", {"app": "web"}),
+                 labelled(namespace, 3, "c", "stderr", {"app": "web"}), labelled(namespace, 4, "d", None, None, container="side"),
+                 labelled(namespace, HOUR_NS, "e", None, {"app": "web", "tier": "2"})])
+    mine = [[entry for entry in entries if entry.namespace == namespace]
+            for entries in store.series_in_buckets([BUCKET, BUCKET + 3600])]
+    assert mine == [
+        [SeriesEntry(namespace, "web", "app", "stderr", {"app": "web"}),
+         SeriesEntry(namespace, "web", "app", "stdout", {"app": "web"}),
+         SeriesEntry(namespace, "web", "side", None, {})],
+        [SeriesEntry(namespace, "web", "app", None, {"app": "web", "tier": "2"})],
+    ]
+
+
+def test_a_new_label_set_of_an_indexed_container_is_indexed_too(store, namespace):
+    store.write([labelled(namespace, 1, "a", "stdout", {"app": "web"})])
+    store.write([labelled(namespace, 2, "b", "stdout", {"app": "web", "version": "2"})])
+    (entries,) = store.series_in_buckets([BUCKET])
+    assert [entry.labels for entry in entries if entry.namespace == namespace] == [
+        {"app": "web"}, {"app": "web", "version": "2"}]
 
 
 def test_ping_answers_when_the_store_is_up(store):

@@ -99,7 +99,8 @@ def test_a_changed_ttl_is_applied_to_the_existing_tables_and_logged(own_keyspace
         store.close()
     index_ttl = schema.index_ttl_seconds(changed)
     assert ttls == {schema.LOG_TABLE: DAY, schema.STREAM_INDEX_TABLE: index_ttl,
-                    schema.NAMESPACE_INDEX_TABLE: index_ttl, schema.SETTINGS_TABLE: 0}
+                    schema.NAMESPACE_INDEX_TABLE: index_ttl, schema.SERIES_INDEX_TABLE: index_ttl,
+                    schema.SETTINGS_TABLE: 0}
     assert DAY - 60 < line_ttl <= DAY
     assert (f"event=schema_changed table={own_keyspace.cassandra_keyspace}.{schema.LOG_TABLE} "
             f"option=default_time_to_live old={7 * DAY} new={DAY}") in caplog.text

@@ -10,7 +10,7 @@ import falcon.testing
 from api.app import create_app
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue
-from common.log_store import LogLine, StoreUnavailable
+from common.log_store import LogLine, SeriesEntry, StoreUnavailable
 from common.partitions import bucket_of
 from common.row_keys import line_ids
 from common.settings import Settings
@@ -33,16 +33,20 @@ class FakeStore:
     bucket_seconds: int = 3600
     reads: list[tuple] = dataclasses.field(default_factory=list)
     lines: dict[tuple, list[tuple]] = dataclasses.field(default_factory=dict)
+    # (bucket, namespace, pod, container, stream, sorted label items) of every line written or added.
+    series: set[tuple] = dataclasses.field(default_factory=set)
     _next_id: int = 0
 
     def __post_init__(self) -> None:
         for ts_ns, log in self.rows:
             self.add(*self.container, ts_ns, log)
 
-    def add(self, namespace, pod_name, container_name, ts_ns, log, stream=None) -> None:
+    def add(self, namespace, pod_name, container_name, ts_ns, log, stream=None, labels=None) -> None:
         self._next_id += 1
-        partition = (namespace, pod_name, container_name, bucket_of(ts_ns, self.bucket_seconds))
+        bucket = bucket_of(ts_ns, self.bucket_seconds)
+        partition = (namespace, pod_name, container_name, bucket)
         self.lines.setdefault(partition, []).append((ts_ns, self._next_id, log, stream))
+        self.series.add((bucket, namespace, pod_name, container_name, stream, tuple(sorted((labels or {}).items()))))
 
     def write(self, rows) -> int:
         self._check()
@@ -53,6 +57,7 @@ class FakeStore:
             lines[:] = [line for line in lines if line[:2] != (row.ts_ns, line_id)]  # an upsert, as in CQL
             lines.append((row.ts_ns, line_id, row.log, row.stream))
             touched.add(partition)
+            self.series.add((partition[3], *partition[:3], row.stream, tuple(sorted((row.labels or {}).items()))))
         return len(touched)
 
     def ping(self, timeout: float) -> None:
@@ -83,6 +88,15 @@ class FakeStore:
     def namespaces_in_buckets(self, buckets):
         self._check()
         return [sorted({p[0] for p in self.lines if p[3] == bucket}) for bucket in buckets]
+
+    def series_in_buckets(self, buckets):
+        self._check()
+        return [
+            sorted((SeriesEntry(namespace, pod, container, stream or None, dict(labels))
+                    for bucket_, namespace, pod, container, stream, labels in self.series if bucket_ == bucket),
+                   key=lambda entry: entry.key)
+            for bucket in buckets
+        ]
 
     def _check(self) -> None:
         if self.down:

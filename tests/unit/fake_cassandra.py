@@ -100,6 +100,10 @@ def offline_store(settings: Settings, cassandra: FakeCassandra, monkeypatch) -> 
         ], 2),
         "insert_namespace": _prepared(keyspace, schema.NAMESPACE_INDEX_TABLE, schema.insert_namespace(keyspace),
                                       [("bucket", LongType), ("namespace", UTF8Type)], 1),
+        "insert_series": _prepared(keyspace, schema.SERIES_INDEX_TABLE, schema.insert_series(keyspace), [
+            ("bucket", LongType), ("namespace", UTF8Type), ("pod_name", UTF8Type), ("container_name", UTF8Type),
+            ("stream", UTF8Type), ("labels_id", UTF8Type), ("labels", _TEXT_MAP),
+        ], 1),
     }
     store._session = _AnsweringSession()
     monkeypatch.setattr("common.store.execute_concurrent", cassandra.execute_concurrent)

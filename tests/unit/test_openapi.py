@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from api.app import QUERY_PATHS
+from api.app import LOKI_BUILDINFO_PATH, LOKI_POST_PATHS, QUERY_PATHS
 from api.openapi import OPENAPI_PATH, openapi_document
 from common.settings import Settings
 from tests.unit.api_harness import build
@@ -94,4 +94,5 @@ def test_exactly_the_endpoints_that_take_a_token_document_one():
         for method, operation in item.items()
         if "security" in operation
     }
-    assert secured == {("POST", "/write"), *(("GET", path) for path in QUERY_PATHS)}
+    assert secured == {("POST", "/write"), *(("GET", path) for path in QUERY_PATHS),
+                       *(("POST", path) for path in LOKI_POST_PATHS), ("GET", LOKI_BUILDINFO_PATH)}

@@ -1,0 +1,1 @@
+"""Loki's HTTP API (read side: api/loki/read.py)."""
