@@ -10,6 +10,8 @@ from api.errors import register_error_handlers, serialize_error
 from api.health import HealthResource
 from api.loki.read import (BuildInfoResource, InstantQueryResource, LabelsResource, LabelValuesResource,
                            QueryRangeResource, SeriesResource)
+from api.ingest import Ingest
+from api.loki_push import PUSH_PATH, LokiPushResource
 from api.observability import MetricsResource, RequestMetrics
 from api.openapi import OPENAPI_PATH, OpenApiResource
 from api.profiling import CpuProfileResource, HeapProfileResource, start_heap_tracing
@@ -43,6 +45,7 @@ PROFILING_PATHS = ("/debug/pprof/profile", "/debug/pprof/heap")
 def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: ApiMetrics) -> falcon.App:
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
+        ("POST", PUSH_PATH): settings.ingest_token,
         **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH,)},
         **{("POST", path): settings.query_token for path in LOKI_POST_PATHS},
     })
@@ -51,7 +54,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     app.set_error_serializer(serialize_error)
     register_error_handlers(app, settings.retry_after_seconds)
     health = HealthResource(queue, store)
-    app.add_route("/write", _WriteRoute(WriteResource(settings, queue, metrics), health))
+    ingest = Ingest(queue, metrics)
+    app.add_route("/write", _WriteRoute(WriteResource(settings, ingest), health))
+    app.add_route(PUSH_PATH, LokiPushResource(settings, ingest))
     app.add_route("/ready", health, suffix="ready")
     app.add_route("/query", QueryResource(settings, store))
     app.add_route("/tail", TailResource(settings, store))

@@ -14,6 +14,8 @@ from common.records import MAX_NAME_CHARACTERS
 from common.settings import Settings
 
 OPENAPI_PATH = "/openapi.json"
+# Kept here rather than imported from api/loki_push.py: the document is built without the resources.
+LOKI_PUSH_PATH = "/loki/api/v1/push"
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARACTERS}
 _RFC3339 = {"type": "string", "format": "date-time", "description": "RFC 3339, up to nanoseconds"}
@@ -35,6 +37,7 @@ def openapi_document(settings: Settings) -> dict:
         },
         "paths": {
             "/write": {"post": _write(settings), "get": _health()},
+            LOKI_PUSH_PATH: {"post": _loki_push(settings)},
             "/ready": {"get": _ready()},
             "/query": {"get": _query(settings)},
             "/namespaces": {"get": _names("namespaces", "Namespaces with lines in the time range.", [])},
@@ -108,6 +111,64 @@ def _write(settings: Settings) -> dict:
                 "content": {"application/json": {"schema": _ERROR_REF}, "text/plain": {"schema": {"type": "string"}}},
             },
             "503": _retry_later("Redis unavailable or full, or the queue at QUEUE_HIGH_WATER_MARK: retry"),
+        },
+    }
+
+
+def _loki_push(settings: Settings) -> dict:
+    return {
+        "summary": "Ingest a Loki push request (fluent-bit's `loki` output, Promtail, Grafana Alloy)",
+        "description": (
+            "Each stream's namespace, pod and container labels (LOKI_NAMESPACE_LABEL, LOKI_POD_LABEL, "
+            "LOKI_CONTAINER_LABEL) name the rows, its stream label (LOKI_STREAM_LABEL) their stream; other "
+            "labels and the entries' structured metadata are kept in the row's labels. An entry that cannot "
+            "be stored (its stream lacks a name label, a bad timestamp) is rejected alone: the others are "
+            "queued and the answer is 400 with Loki's message. A line longer than MAX_LINE_BYTES "
+            f"({settings.max_line_bytes} bytes) is truncated, not rejected. Promtail and Alloy retry 429 and "
+            "5xx and drop a batch on any other status; fluent-bit drops on 400 and retries everything else. "
+            "With TENANT_ID set, X-Scope-OrgID must name it."
+        ),
+        "security": [{}, {"ingestToken": []}, {"ingestBasic": []}],
+        "parameters": [
+            _header("Content-Encoding", {"type": "string", "enum": ["gzip", "x-gzip", "identity"]},
+                    "gzip: inflated up to MAX_BODY_BYTES, past it 413"),
+            _header("X-Scope-OrgID", {"type": "string"},
+                    "The tenant: must equal TENANT_ID when that is set (401 without it, 403 for another)"),
+        ],
+        "requestBody": {
+            "required": True,
+            "description": f"At most MAX_BODY_BYTES ({settings.max_body_bytes} bytes), inflated.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/LokiPush"}},
+                "application/x-protobuf": {"schema": {
+                    "type": "string", "format": "binary",
+                    "description": (
+                        "A logproto.PushRequest (common/proto/push.proto) in snappy block format, as Promtail "
+                        "and Alloy send it; also taken without a Content-Type, as Loki does"
+                    ),
+                }},
+            },
+        },
+        "responses": {
+            "204": {"description": "Every entry is queued (Redis acknowledged it)"},
+            "400": _error(
+                "Not a push request, or some entries rejected: the others are queued, and detail is Loki's "
+                "message, one line per rejected entry (the first 10), then `total ignored: N out of M`"),
+            "401": {**_unauthorized("INGEST_TOKEN"), "description": (
+                "INGEST_TOKEN is set and the request lacks it (as a bearer token or basic auth's password), or "
+                "TENANT_ID is set and X-Scope-OrgID is missing")},
+            "403": _error("X-Scope-OrgID names a tenant other than TENANT_ID"),
+            "413": {
+                "description": (
+                    "Body above MAX_BODY_BYTES as sent, inflated (gzip), or as its snappy header declares. A raw "
+                    "body over the limit is refused by waitress before the app reads it, with its own plain-text "
+                    "answer"
+                ),
+                "content": {"application/json": {"schema": _ERROR_REF}, "text/plain": {"schema": {"type": "string"}}},
+            },
+            "415": _error("Content-Type neither application/json nor application/x-protobuf"),
+            "429": _retry_later("The queue is at QUEUE_HIGH_WATER_MARK: retry later"),
+            "503": _retry_later("Redis unavailable or full: retry"),
         },
     }
 
@@ -387,7 +448,41 @@ def _schemas() -> dict:
         "required": ["message", "detail"],
         "properties": {"message": {"type": "string"}, "detail": {"type": "string"}},
     }
+    loki_push = {
+        "type": "object",
+        "required": ["streams"],
+        "description": "Loki's JSON push request, as fluent-bit's `loki` output sends it",
+        "properties": {
+            "streams": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["stream", "values"],
+                    "properties": {
+                        "stream": {"type": "object", "additionalProperties": {"type": "string"},
+                                   "description": "The stream's labels"},
+                        "values": {
+                            "type": "array",
+                            "description": (
+                                '["<unix epoch in nanoseconds>", "<line>"], or with a third element: '
+                                "the entry's structured metadata (an object of strings)"
+                            ),
+                            "items": {
+                                "type": "array", "minItems": 2, "maxItems": 3,
+                                "prefixItems": [
+                                    {"type": "string", "pattern": "^-?[0-9]+$"},
+                                    {"type": "string"},
+                                    {"type": "object", "additionalProperties": {"type": "string"}},
+                                ],
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    }
     return {
+        "LokiPush": loki_push,
         "Record": record,
         "Batch": {"type": "array", "items": {"$ref": "#/components/schemas/Record"}},
         "WriteSummary": summary,
@@ -399,4 +494,6 @@ def _security_schemes() -> dict:
     return {
         "ingestToken": {"type": "http", "scheme": "bearer", "description": "INGEST_TOKEN, when set"},
         "queryToken": {"type": "http", "scheme": "bearer", "description": "QUERY_TOKEN, when set"},
+        "ingestBasic": {"type": "http", "scheme": "basic",
+                        "description": "INGEST_TOKEN as the password, any user name (Promtail's and Alloy's basic_auth)"},
     }

@@ -21,20 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.run import CEILING_PORT, ROOT, Proc, parse_variants, post_all, start, wait_http  # noqa: E402
+from bench.run import CEILING_PORT, ROOT, Proc, cpu_seconds, parse_variants, post_all, start, wait_http  # noqa: E402
 from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.settings import Settings  # noqa: E402
 
 PORT = 18085
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far: robust to other load, unlike a rate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def measure(port: int, pid: int, payloads: list[bytes]):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.workload import bodies  # noqa: E402
+from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.records import BatchDecoder, LogRow  # noqa: E402
@@ -39,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # The service's command line, run from this tree's code (not the installed package's), so that a copy
 # of the repository benchmarks its own code: `python -m cli.main` puts the working directory first.
 CLI = [sys.executable, "-m", "cli.main"]
-API_PORT, CEILING_PORT = 18080, 18081
+API_PORT, CEILING_PORT = 18080, 18081  # the defaults of --api-port and --ceiling-port
+LOKI_PUSH = "/loki/api/v1/push"
+JSON_HEADERS = {"Content-Type": "application/json"}
+PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
 
 
 def log(message: str) -> None:
@@ -94,6 +97,15 @@ def start(name: str, args: list[str], env: dict[str, str]) -> Proc:
                                         stdout=logfile, stderr=logfile))
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far: robust to other load, unlike a rate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def wait_http(port: int, path: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,8 +138,10 @@ class Load:
         return ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000
 
 
-def post_all(port: int, payloads: list[bytes], records_per_body: int, concurrency: int) -> Load:
-    """POST every payload once, from `concurrency` keep-alive connections."""
+def post_all(port: int, payloads: list[bytes], records_per_body: int, concurrency: int, path: str = "/write",
+             headers: dict[str, str] = JSON_HEADERS, ok: int = 200) -> Load:
+    """POST every payload once to `path`, from `concurrency` keep-alive connections; an answer
+    other than `ok` is an error."""
     latencies, errors, lock, next_index = [], [0], threading.Lock(), [0]
 
     def client() -> None:
@@ -139,13 +153,13 @@ def post_all(port: int, payloads: list[bytes], records_per_body: int, concurrenc
             if index >= len(payloads):
                 return
             started = time.perf_counter()
-            connection.request("POST", "/write", body=payloads[index], headers={"Content-Type": "application/json"})
+            connection.request("POST", path, body=payloads[index], headers=headers)
             response = connection.getresponse()
             response.read()
             elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
-                if response.status != 200:
+                if response.status != ok:
                     errors[0] += 1
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
@@ -205,15 +219,15 @@ def parse_variants(specs: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
 
 
 def main() -> None:
-    global API_PORT, CEILING_PORT
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller volumes, for a smoke run")
     parser.add_argument("--front-only", action="store_true",
                         help="only the ceiling and the front end (quick comparisons while tuning)")
-    parser.add_argument("--api-port", type=int, default=API_PORT,
-                        help=f"port of the API under test (the ceiling app takes the next one); default {API_PORT}")
+    parser.add_argument("--api-port", type=int, default=API_PORT, help="the bench's own API (default %(default)s)")
+    parser.add_argument("--ceiling-port", type=int, default=CEILING_PORT,
+                        help="the ceiling app (default %(default)s)")
     args = parser.parse_args()
-    API_PORT, CEILING_PORT = args.api_port, args.api_port + 1
+    api_port, ceiling_port = args.api_port, args.ceiling_port
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
 
@@ -231,26 +245,27 @@ def main() -> None:
     procs: list[Proc] = []
     try:
         log(f"generating {front_batches} + 2x{e2e_batches} batches of 1,000 records")
-        front = bodies("bench-front", front_batches)
+        front_records = batches("bench-front", front_batches)
+        front = [json.dumps(records).encode() for records in front_records]
         log(f"mean record size {sum(map(len, front)) / front_batches / 1000:.0f} bytes as JSON")
 
         # 6. the ceiling: decode only
-        ceiling = start("ceiling", [sys.executable, str(ROOT / "bench" / "ceiling_app.py"), str(CEILING_PORT), "8"], {})
+        ceiling = start("ceiling", [sys.executable, str(ROOT / "bench" / "ceiling_app.py"), str(ceiling_port), "8"], {})
         procs.append(ceiling)
-        wait_http(CEILING_PORT, "/")
+        wait_http(ceiling_port, "/")
         with MemorySampler([ceiling]):
-            post_all(CEILING_PORT, front[:20], 1000, 4)  # warm-up
-            ceiling_load = post_all(CEILING_PORT, front, 1000, 4)
+            post_all(ceiling_port, front[:20], 1000, 4)  # warm-up
+            ceiling_load = post_all(ceiling_port, front, 1000, 4)
         ceiling.stop()
         log(f"ceiling: {ceiling_load.records_per_s:,.0f} records/s")
 
         # 1. the front end, workers stopped
-        api = start("api", [*CLI, "api", "--port", str(API_PORT)], env)
+        api = start("api", [*CLI, "api", "--port", str(api_port)], env)
         procs.append(api)
-        wait_http(API_PORT, "/metrics")
+        wait_http(api_port, "/metrics")
         with MemorySampler([api]):
-            post_all(API_PORT, front[:20], 1000, 4)  # warm-up
-            front_load = post_all(API_PORT, front, 1000, 4)
+            post_all(api_port, front[:20], 1000, 4)  # warm-up
+            front_load = post_all(api_port, front, 1000, 4)
         api_peak_front = api.peak_rss_mb
         log(f"front end: {front_load.records_per_s:,.0f} records/s, p99 {front_load.percentile(0.99):.1f} ms")
         results["front_end"] = {
@@ -261,8 +276,12 @@ def main() -> None:
                               "p99_ms": round(ceiling_load.percentile(0.99), 1),
                               "ratio_front_end_to_ceiling": round(front_load.records_per_s / ceiling_load.records_per_s, 2)}
 
+        # 1a. the Loki push (JSON and protobuf) of the same records, alternated with POST /write
+        with MemorySampler([api]):
+            results["loki_push"] = loki_push_rates(api_port, api.popen.pid, front_records[:front_batches // 3], rounds=3)
+
         # 1b. what "acknowledged" costs: Redis fsyncing its AOF before each reply, or once a second
-        results["durability"] = fsync_policies(redis, front[:front_batches // 2], rounds=3)
+        results["durability"] = fsync_policies(api_port, redis, front[:front_batches // 2], rounds=3)
 
         if not args.front_only:
             # drain the front-end backlog with two workers (it also warms Cassandra up)
@@ -284,7 +303,7 @@ def main() -> None:
                 time.sleep(2)  # let them connect before the clock starts
                 with MemorySampler([api, *workers]):
                     started = time.perf_counter()
-                    post_all(API_PORT, payloads, 1000, 2)
+                    post_all(api_port, payloads, 1000, 2)
                     wait_until(lambda: queue.unwritten_batches() == 0, 900)
                     elapsed = time.perf_counter() - started
                 for w in workers:
@@ -310,9 +329,9 @@ def main() -> None:
             log(f"bare writer: {bare_rate:,.0f} rows/s")
 
             # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
-            results["query"] = query_latencies(store, settings)
+            results["query"] = query_latencies(api_port, store, settings)
             # 4b. a 100,000-row answer, streamed as NDJSON and as one JSON document, with API memory
-            results["big_query"] = big_query(store, settings, api)
+            results["big_query"] = big_query(api_port, store, settings, api)
             results["memory"] = {"api_peak_rss_mb": round(api.peak_rss_mb),
                                  "worker_peak_rss_mb": round(max(p.peak_rss_mb for p in procs if p.name.startswith("worker")))}
     finally:
@@ -325,7 +344,48 @@ def main() -> None:
     print_table(results)
 
 
-def fsync_policies(redis, payloads: list[bytes], rounds: int) -> dict:
+def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: int) -> dict:
+    """POST /write and the Loki push of the same records (fluent-bit's `loki` JSON, Promtail's
+    snappy protobuf), each body 1,000 records, alternated `rounds` times in rotating order on one
+    API with its workers stopped: the median rate of each, the API's CPU per body (robust to the
+    machine's other load, unlike a rate), and each Loki path against /write."""
+    paths = {
+        "write": ("/write", JSON_HEADERS, 200, [json.dumps(batch).encode() for batch in records]),
+        "loki_json": (LOKI_PUSH, JSON_HEADERS, 204, [loki_json_body(batch) for batch in records]),
+        "loki_protobuf": (LOKI_PUSH, PROTOBUF_HEADERS, 204, [loki_protobuf_body(batch) for batch in records]),
+    }
+    for path, headers, ok, payloads in paths.values():  # warm-up
+        post_all(port, payloads[:10], 1000, 4, path, headers, ok)
+    loads: dict[str, list[Load]] = {name: [] for name in paths}
+    cpu_ms: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            path, headers, ok, payloads = paths[name]
+            before = cpu_seconds(api_pid)
+            loads[name].append(post_all(port, payloads, 1000, 4, path, headers, ok))
+            cpu_ms[name].append((cpu_seconds(api_pid) - before) / len(payloads) * 1000)
+    summary = {}
+    for name, runs in loads.items():
+        rates = sorted(load.records_per_s for load in runs)
+        merged = Load(0, 0.0, 1.0, [latency for load in runs for latency in load.latencies], 0)
+        summary[name] = {"records_per_s": round(rates[len(rates) // 2]), "min": round(rates[0]), "max": round(rates[-1]),
+                         "body_kb": round(sum(map(len, paths[name][3])) / len(records) / 1000),
+                         "p50_ms": round(merged.percentile(0.5), 1), "p99_ms": round(merged.percentile(0.99), 1),
+                         "api_cpu_ms_per_body": round(sorted(cpu_ms[name])[len(runs) // 2], 2),
+                         "errors": sum(load.errors for load in runs)}
+    for name in ("loki_json", "loki_protobuf"):
+        summary[name]["ratio_to_write"] = round(summary[name]["records_per_s"] / summary["write"]["records_per_s"], 2)
+        per_round = sorted(a.records_per_s / b.records_per_s for a, b in zip(loads[name], loads["write"]))
+        summary[name]["ratio_range"] = [round(per_round[0], 2), round(per_round[-1], 2)]
+    for name, v in summary.items():
+        log(f"{name}: median {v['records_per_s']:,} records/s ({v['min']:,}-{v['max']:,}), p99 {v['p99_ms']} ms, "
+            f"API CPU {v['api_cpu_ms_per_body']} ms/body"
+            + (f", {v['ratio_to_write']}x /write" if "ratio_to_write" in v else ""))
+    return summary
+
+
+def fsync_policies(port: int, redis, payloads: list[bytes], rounds: int) -> dict:
     """The front end with Redis at `appendfsync always` and at `everysec`, alternated `rounds` times
     on the same Redis and API (CONFIG SET between rounds; the stack's own policy is put back)."""
     original = redis.config_get("appendfsync")["appendfsync"]
@@ -336,7 +396,7 @@ def fsync_policies(redis, payloads: list[bytes], rounds: int) -> dict:
         for _ in range(rounds):
             for policy in loads:
                 redis.config_set("appendfsync", policy)
-                loads[policy].append(post_all(API_PORT, payloads, 1000, 4))
+                loads[policy].append(post_all(port, payloads, 1000, 4))
     finally:
         redis.config_set("appendfsync", original)
     summary = {}
@@ -369,7 +429,7 @@ def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> 
                for pod in pods)
 
 
-def query_latencies(store: CassandraStore, settings: Settings) -> dict:
+def query_latencies(port: int, store: CassandraStore, settings: Settings) -> dict:
     bucket_ns = settings.cassandra_bucket_seconds * 10**9
     border = (1_773_489_600 * 10**9 // bucket_ns + 10) * bucket_ns
     line = '10.46.0.1 - - [14/Mar/2026:12:00:00 +0000] "GET /index.html HTTP/1.1" 200 647 "-" "kube-probe/1.29"\n'
@@ -382,15 +442,15 @@ def query_latencies(store: CassandraStore, settings: Settings) -> dict:
         params = urllib.parse.urlencode({"namespace": "query", "pod_name": rows[0].pod_name, "container_name": "app",
                                          "start_time": format_rfc3339_ns(rows[0].ts_ns),
                                          "end_time": format_rfc3339_ns(rows[-1].ts_ns)})
-        get_latencies(API_PORT, f"/query?{params}", 3)  # warm-up
-        latencies, returned = get_latencies(API_PORT, f"/query?{params}", 30)
+        get_latencies(port, f"/query?{params}", 3)  # warm-up
+        latencies, returned = get_latencies(port, f"/query?{params}", 30)
         out[name] = {"rows": returned, "p50_ms": round(pct(latencies, 0.5), 1), "p99_ms": round(pct(latencies, 0.99), 1)}
         log(f"query {name}: p50 {out[name]['p50_ms']} ms, p99 {out[name]['p99_ms']} ms ({returned} rows)")
     # The same 10,000 lines through Loki's query_range, in the same run: its target is 80% of /query's speed.
     params = urllib.parse.urlencode({"query": '{namespace="query", pod="one", container="app"}', "limit": 10_000,
                                      "direction": "forward", "start": inside[0].ts_ns, "end": inside[-1].ts_ns + 1})
-    get_latencies(API_PORT, f"/loki/api/v1/query_range?{params}", 3, loki_lines)
-    latencies, returned = get_latencies(API_PORT, f"/loki/api/v1/query_range?{params}", 30, loki_lines)
+    get_latencies(port, f"/loki/api/v1/query_range?{params}", 3, loki_lines)
+    latencies, returned = get_latencies(port, f"/loki/api/v1/query_range?{params}", 30, loki_lines)
     loki = {"rows": returned, "p50_ms": round(pct(latencies, 0.5), 1), "p99_ms": round(pct(latencies, 0.99), 1)}
     loki["ratio_query_to_query_range_p50"] = round(out["10k_rows_one_bucket"]["p50_ms"] / loki["p50_ms"], 2)
     out["loki_query_range_10k_rows_one_bucket"] = loki
@@ -405,7 +465,7 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def big_query(store: CassandraStore, settings: Settings, api: Proc, rows_wanted: int = 100_000) -> dict:
+def big_query(port: int, store: CassandraStore, settings: Settings, api: Proc, rows_wanted: int = 100_000) -> dict:
     """GET /query of 100,000 rows of one container, as NDJSON (streamed) and as JSON (built whole),
     with the API's RSS growth over its level before each request."""
     line = '{"level":"info","ts":"2026-03-14T12:00:00Z","msg":"order placed","order_id":12345,"items":3}\n'
@@ -426,7 +486,7 @@ def big_query(store: CassandraStore, settings: Settings, api: Proc, rows_wanted:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        connection = http.client.HTTPConnection("127.0.0.1", API_PORT, timeout=120)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         started = time.perf_counter()
         connection.request("GET", f"/query?{params}", headers={"Accept": accept})
         response = connection.getresponse()
@@ -454,6 +514,13 @@ def print_table(r: dict) -> None:
          f"{fe.get('records_per_s', 0):,} rec/s, {fe.get('mb_per_s')} MB/s, p50 {fe.get('p50_ms')} ms, p99 {fe.get('p99_ms')} ms"),
         ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
     ]
+    for name, v in r.get("loki_push", {}).items():
+        what = {"write": "POST /write", "loki_json": "Loki push, JSON (fluent-bit)",
+                "loki_protobuf": "Loki push, snappy protobuf (Promtail, Alloy)"}[name]
+        ratio = f", {v['ratio_to_write']}x /write ({v['ratio_range'][0]}-{v['ratio_range'][1]})" if name != "write" else ""
+        rows.append((f"{what} (median of 3, alternated)",
+                     f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}){ratio}, {v['body_kb']} kB/body, "
+                     f"API CPU {v['api_cpu_ms_per_body']} ms/body, p99 {v['p99_ms']} ms"))
     for policy, v in r.get("durability", {}).items():
         rows.append((f"front end, Redis appendfsync {policy} (median of 3, alternated)",
                      f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))

@@ -1,4 +1,5 @@
-"""Realistic fluent-bit batches for the benchmark: access logs, JSON logs, stack traces, non-ASCII."""
+"""Realistic fluent-bit batches for the benchmark: access logs, JSON logs, stack traces, non-ASCII;
+as POST /write bodies and as the Loki push bodies of the same records."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import http.client
 import json
 import random
 
-from common.timestamps import format_rfc3339_ns
+import cramjam
+
+from common.proto.push_pb2 import PushRequest
+from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 
 ACCESS = '10.46.{a}.{b} - - [14/Mar/2026:12:00:{s:02d} +0000] "GET /api/v1/items/{n}?page={p} HTTP/1.1" {code} {size} "-" "Mozilla/5.0 (X11; Linux x86_64) kube-probe/1.29"\n'
 JSON_LOG = '{{"level":"{level}","ts":"2026-03-14T12:00:{s:02d}.{ms:03d}Z","logger":"orders.service","msg":"processed order {n}","order_id":"{n:08d}","duration_ms":{d},"user":"ünïcödé-{p}"}}\n'
@@ -52,9 +56,49 @@ def batch(namespace: str, pods: int, size: int, start_ns: int, seed: int) -> lis
     return records
 
 
+def batches(namespace: str, count: int, size: int = 1000, pods: int = 4, start_ns: int = 1_773_489_600 * 10**9):
+    """`count` distinct batches of `size` records; record timestamps never repeat across batches."""
+    return [batch(namespace, pods, size, start_ns + n * size * 1000, n) for n in range(count)]
+
+
 def bodies(namespace: str, count: int, size: int = 1000, pods: int = 4, start_ns: int = 1_773_489_600 * 10**9):
-    """`count` distinct JSON bodies of `size` records; record timestamps never repeat across bodies."""
-    return [json.dumps(batch(namespace, pods, size, start_ns + n * size * 1000, n)).encode() for n in range(count)]
+    """`count` distinct JSON bodies of `size` records (POST /write)."""
+    return [json.dumps(records).encode() for records in batches(namespace, count, size, pods, start_ns)]
+
+
+def _loki_entry(record: dict) -> tuple[dict[str, str], int, str, dict[str, str]]:
+    """A record as a Loki client labels it: (stream labels, ts_ns, line, structured metadata)."""
+    k8s = record["kubernetes"]
+    labels = {"namespace": k8s["namespace_name"], "pod": k8s["pod_name"], "container": k8s["container_name"],
+              "stream": record["stream"]}
+    return labels, parse_rfc3339_ns(record["time"]), record["log"], {"pod_id": k8s["pod_id"], "node": k8s["host"]}
+
+
+def loki_json_body(records: list[dict]) -> bytes:
+    """The records as fluent-bit's `loki` output sends them: one stream per record, each entry
+    with its structured metadata (`structured_metadata pod_id=..., node=...`)."""
+    streams = []
+    for record in records:
+        labels, ts_ns, line, metadata = _loki_entry(record)
+        streams.append({"stream": labels, "values": [[str(ts_ns), line, metadata]]})
+    return json.dumps({"streams": streams}, separators=(",", ":")).encode()
+
+
+def loki_protobuf_body(records: list[dict]) -> bytes:
+    """The records as Promtail and Alloy send them: a snappy logproto.PushRequest with one stream
+    per label set, in order of first appearance."""
+    request = PushRequest()
+    streams = {}
+    for record in records:
+        labels, ts_ns, line, metadata = _loki_entry(record)
+        selector = "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())) + "}"
+        if selector not in streams:
+            streams[selector] = request.streams.add(labels=selector)
+        entry = streams[selector].entries.add(line=line)
+        entry.timestamp.seconds, entry.timestamp.nanos = divmod(ts_ns, 10**9)
+        for name, value in metadata.items():
+            entry.structuredMetadata.add(name=name, value=value)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
 
 
 def post_write(connection: http.client.HTTPConnection | None, port: int, body: bytes):

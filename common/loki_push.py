@@ -91,13 +91,15 @@ class LokiLabelNames:
 # --- JSON shapes ---
 
 
-class _JsonEntry(msgspec.Struct, array_like=True, forbid_unknown_fields=True):
+# gc=False: these hold only strings, dicts and lists of strings (no cycles), and a push makes one
+# per entry: left untracked, they do not drive the young collections of a decode.
+class _JsonEntry(msgspec.Struct, array_like=True, forbid_unknown_fields=True, gc=False):
     timestamp: str
     line: str
     metadata: dict[str, str] | None = None
 
 
-class _JsonStream(msgspec.Struct):
+class _JsonStream(msgspec.Struct, gc=False):
     stream: dict[str, str]
     values: list[_JsonEntry]
 
@@ -124,6 +126,9 @@ class _Stream:
                  labels: dict[str, str] | None, sent: dict[str, str]):
         self.namespace, self.pod, self.container, self.stream = namespace, pod, container, stream
         self.labels, self.sent = labels, sent
+
+    def fields(self) -> tuple:
+        return self.namespace, self.pod, self.container, self.stream, self.labels, self.sent
 
 
 class LokiPushDecoder:
@@ -190,6 +195,10 @@ class LokiPushDecoder:
             if mapped.__class__ is str:
                 out.reject_stream(stream_index, len(entries), selector, mapped)
                 continue
+            # The common entry is appended here, inline (the hot loop of a protobuf push); anything
+            # unusual (a time out of range, a long line, metadata that meets a label) goes to add().
+            namespace, pod, container, stream_label, base, sent = mapped.fields()
+            may_be_too_long = out.may_be_too_long
             for entry_index, entry in enumerate(entries):
                 if not entry.HasField("timestamp"):
                     out.reject(stream_index, entry_index, selector, None, "entry has no timestamp")
@@ -200,9 +209,22 @@ class LokiPushDecoder:
                     out.reject(stream_index, entry_index, selector, f"{seconds}s+{nanos}ns",
                                f"timestamp nanos must be 0 to 999999999, got {nanos}")
                     continue
-                metadata = entry.structuredMetadata
-                out.add(stream_index, entry_index, mapped, selector, seconds * NS_PER_SECOND + nanos, entry.line,
-                        [(pair.name, pair.value) for pair in metadata] if metadata else None)
+                ts_ns = seconds * NS_PER_SECOND + nanos
+                line = entry.line
+                pairs = entry.structuredMetadata
+                if pairs:
+                    metadata = {pair.name: pair.value for pair in pairs}
+                    if len(metadata) == len(pairs) and sent.keys().isdisjoint(metadata):
+                        labels = {**base, **metadata} if base else metadata
+                    else:
+                        labels = None
+                else:
+                    labels = base
+                if pairs and labels is None or len(line) > may_be_too_long or not MIN_NS <= ts_ns <= MAX_NS:
+                    out.add(stream_index, entry_index, mapped, selector, ts_ns, line,
+                            [(pair.name, pair.value) for pair in pairs] if pairs else None)
+                    continue
+                out.rows.append(LogRow(namespace, pod, container, ts_ns, line, stream_label, labels=labels))
         return out.batch()
 
     def _unsnappy(self, body: bytes) -> bytes:
@@ -247,22 +269,33 @@ class LokiPushDecoder:
             if mapped.__class__ is str:
                 out.reject_stream(stream_index, len(values), labels, mapped)
                 continue
+            # As for protobuf: the common entry is appended inline, anything unusual goes to add().
+            namespace, pod, container, stream_label, base, sent = mapped.fields()
+            may_be_too_long = out.may_be_too_long
             for entry_index, entry in enumerate(values):
                 if entry.__class__ is str:
                     out.reject(stream_index, entry_index, labels, None, entry)
                     continue
                 stamp = entry.timestamp
                 if stamp.isdigit() and stamp.isascii() and len(stamp) <= _MAX_TIMESTAMP_DIGITS:
-                    ts_ns = int(stamp)  # the common case, inlined: range checked by add()
+                    ts_ns = int(stamp)  # the common case; its range is checked below
                 else:
                     try:
                         ts_ns = _epoch_ns(stamp)
                     except TimestampError as error:
                         out.reject(stream_index, entry_index, labels, repr(stamp[:32]), str(error))
                         continue
-                metadata = entry.metadata
-                out.add(stream_index, entry_index, mapped, labels, ts_ns, entry.line,
-                        list(metadata.items()) if metadata else None)
+                line, metadata = entry.line, entry.metadata
+                if metadata:
+                    # A fresh dict of the decoded entry's own: it may become the row's labels.
+                    row_labels = ({**base, **metadata} if base else metadata) if sent.keys().isdisjoint(metadata) else None
+                else:
+                    row_labels = base
+                if metadata and row_labels is None or len(line) > may_be_too_long or not MIN_NS <= ts_ns <= MAX_NS:
+                    out.add(stream_index, entry_index, mapped, labels, ts_ns, line,
+                            list(metadata.items()) if metadata else None)
+                    continue
+                out.rows.append(LogRow(namespace, pod, container, ts_ns, line, stream_label, labels=row_labels))
         return out.batch()
 
     def _json_streams_one_by_one(self, body: bytes) -> list[tuple]:
@@ -357,9 +390,8 @@ class _Collector:
         self.errors: list[LokiEntryError] = []
         self.rejected = 0
         self.truncated = 0
-        self.position = 0  # entries seen so far, valid or not
         self._max_line_bytes = max_line_bytes
-        self._may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
+        self.may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
 
     def add(self, stream_index: int, entry_index: int, stream: _Stream, labels_sent: str | dict[str, str],
             ts_ns: int, line: str, metadata: list[tuple[str, str]] | None) -> None:
@@ -369,7 +401,7 @@ class _Collector:
             except TimestampError as error:
                 self.reject(stream_index, entry_index, labels_sent, _go_time(ts_ns), str(error))
             return
-        if len(line) > self._may_be_too_long and len(line.encode()) > self._max_line_bytes:
+        if len(line) > self.may_be_too_long and len(line.encode()) > self._max_line_bytes:
             line = truncate_line(line, self._max_line_bytes)
             self.truncated += 1
         labels = stream.labels
@@ -382,15 +414,14 @@ class _Collector:
                 labels[name] = value
         self.rows.append(LogRow(stream.namespace, stream.pod, stream.container, ts_ns, line, stream.stream,
                                 labels=labels))
-        self.position += 1
 
     def reject(self, stream_index: int, entry_index: int | None, labels: str | dict[str, str],
                timestamp: str | None, reason: str, count: int = 1) -> None:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             selector = labels if isinstance(labels, str) else format_selector(labels)
-            self.errors.append(LokiEntryError(self.position, reason, stream_index, entry_index, selector, timestamp))
+            position = len(self.rows) + self.rejected  # entries seen so far, valid or not
+            self.errors.append(LokiEntryError(position, reason, stream_index, entry_index, selector, timestamp))
         self.rejected += count
-        self.position += count
 
     def reject_stream(self, stream_index: int, count: int, labels: str | dict[str, str], reason: str) -> None:
         if count:

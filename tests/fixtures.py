@@ -48,3 +48,23 @@ def fluent_bit_headers(name: str) -> dict[str, str]:
     if not path.is_file():
         raise FixtureMissing(f"fluent-bit capture {name!r} has no headers.json: {path}")
     return json.loads(path.read_text())
+
+
+LOKI_PUSH_DIR = DATA_DIR / "loki-push"
+# client/configuration: every capture in tests/data/loki-push (see its README.md).
+LOKI_PUSH_CAPTURES = (
+    "fluent-bit/raw", "fluent-bit/raw_gzip", "fluent-bit/json_line", "fluent-bit/key_value",
+    "fluent-bit/structured_tenant", "promtail/docker_stage",
+)
+# The headers of a capture that say how to read its body (the rest describe the connection).
+LOKI_PUSH_HEADERS = ("Content-Type", "Content-Encoding", "X-Scope-OrgID")
+
+
+def loki_push_capture(name: str) -> tuple[bytes, dict[str, str]]:
+    """The exact body a Loki push client sent for capture `name` ("fluent-bit/raw"), and the
+    headers of it that the server reads (LOKI_PUSH_HEADERS)."""
+    folder = LOKI_PUSH_DIR / name
+    if not (folder / "body").is_file() or not (folder / "headers.json").is_file():
+        raise FixtureMissing(f"Loki push capture {name!r} not found in {LOKI_PUSH_DIR} (body and headers.json)")
+    headers = json.loads((folder / "headers.json").read_text())["headers"]
+    return (folder / "body").read_bytes(), {k: v for k, v in headers.items() if k in LOKI_PUSH_HEADERS}

@@ -1,8 +1,13 @@
-"""Records as fluent-bit posts them to /write, built for tests."""
+"""Records as fluent-bit posts them to /write, and Loki push bodies, built for tests."""
 
 from __future__ import annotations
 
-from common.timestamps import format_rfc3339_ns
+import json
+
+import cramjam
+
+from common.proto import push_pb2
+from common.timestamps import NS_PER_SECOND, format_rfc3339_ns
 
 NOON = "2026-03-14T12:00:00Z"
 
@@ -32,3 +37,25 @@ def fluent_bit_record(namespace: str = "default", pod: str = "web-1", container:
 def without(mapping: dict, *keys: str) -> dict:
     """A copy of `mapping` lacking `keys`."""
     return {k: v for k, v in mapping.items() if k not in keys}
+
+
+def loki_json_push(*streams: tuple[dict, list]) -> bytes:
+    """A Loki JSON push body; each stream is (labels, [(ts_ns, line[, structured metadata])...])."""
+    return json.dumps({"streams": [
+        {"stream": labels, "values": [[str(ts_ns), line, *rest] for ts_ns, line, *rest in entries]}
+        for labels, entries in streams
+    ]}).encode()
+
+
+def loki_protobuf_push(*streams: tuple[str, list]) -> bytes:
+    """A snappy logproto.PushRequest, as Promtail sends it; each stream is (label selector,
+    [(ts_ns, line[, structured metadata])...])."""
+    request = push_pb2.PushRequest()
+    for labels, entries in streams:
+        stream = request.streams.add(labels=labels)
+        for ts_ns, line, *metadata in entries:
+            entry = stream.entries.add(line=line)
+            entry.timestamp.seconds, entry.timestamp.nanos = divmod(ts_ns, NS_PER_SECOND)
+            for name, value in (metadata[0] if metadata else {}).items():
+                entry.structuredMetadata.add(name=name, value=value)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))

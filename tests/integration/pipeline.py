@@ -28,6 +28,10 @@ class Pipeline:
         body = records if isinstance(records, bytes) else json.dumps(records).encode()
         return self.client.simulate_post("/write", body=body, headers={"Content-Type": "application/json"})
 
+    def send(self, path: str, body: bytes, headers: dict[str, str]) -> falcon.testing.Result:
+        """POST `body` with exactly `headers` (another ingest front, e.g. the Loki push)."""
+        return self.client.simulate_post(path, body=body, headers=headers)
+
     def drain(self) -> None:
         """Run a worker until the queue is empty (RQ burst mode), as a deployed worker would."""
         worker = build_worker(self.settings, self.queue.rq_queue.connection, self.store, self.worker_metrics)

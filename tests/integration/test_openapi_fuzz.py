@@ -19,6 +19,7 @@ import gzip
 import json
 import time
 
+import cramjam
 import msgpack
 import pytest
 import schemathesis
@@ -55,6 +56,8 @@ RECENT_HOUR = "recent hour"
 FUZZING = [
     ("POST /write", POSITIVE, 220),  # x6 bodies
     ("POST /write", NEGATIVE, 220),
+    ("POST /loki/api/v1/push", POSITIVE, 150),  # x2 bodies when protobuf
+    ("POST /loki/api/v1/push", NEGATIVE, 150),
     ("GET /query", POSITIVE, 350),  # x3 Accept
     ("GET /query", RECENT_HOUR, 350),
     ("GET /query", NEGATIVE, 700),
@@ -93,6 +96,11 @@ QUERY_ACCEPTS = ("application/json", "application/x-ndjson", "text/plain")
 @schemathesis.serializer("application/x-ndjson")
 def _serialize_json_lines(context, value) -> bytes:
     return json_lines(value)
+
+
+@schemathesis.serializer("application/x-protobuf")
+def _serialize_protobuf(context, value) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 @schemathesis.serializer("application/msgpack")
@@ -185,12 +193,26 @@ def send_write(case, tally: Tally) -> None:
     send(case, tally, data=gzip.compress(body), headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
 
 
+def send_push(case, tally: Tally) -> None:
+    """A generated Loki push as it is; a generated protobuf body also snappy-compressed, as
+    Promtail sends one, so that it reaches the protobuf parser (and gzipped when the generated
+    Content-Encoding says so)."""
+    send(case, tally)
+    media_type = (case.media_type or "").split(";")[0].strip().lower()
+    if media_type != "application/x-protobuf" or isinstance(case.body, NotSet):
+        return
+    body = case.body if isinstance(case.body, bytes) else str(case.body).encode()
+    body = bytes(cramjam.snappy.compress_raw(body))
+    gzipped = (case.headers or {}).get("Content-Encoding", "").strip().lower() in ("gzip", "x-gzip")
+    send(case, tally, data=gzip.compress(body) if gzipped else body, headers={"Content-Type": media_type})
+
+
 def send_query(case, tally: Tally) -> None:
     for accept in QUERY_ACCEPTS:
         send(case, tally, headers={"Accept": accept})
 
 
-SENDERS = {"POST /write": send_write, "GET /query": send_query}
+SENDERS = {"POST /write": send_write, "POST /loki/api/v1/push": send_push, "GET /query": send_query}
 
 
 def cover(schema, operation, tally: Tally) -> None:

@@ -466,3 +466,38 @@ def test_the_rejection_message_is_worded_like_lokis():
 def test_the_rejection_message_gives_go_times_with_nanoseconds():
     batch = decoder().decode(push((NGINX, [(-1, 5, "old")])), PROTOBUF)
     assert loki_rejection_message(batch).startswith("entry with timestamp 1969-12-31 23:59:59.000000005 +0000 UTC ignored")
+
+
+# --- the inline common case and add() agree (each entry below leaves the inline path) ---
+
+
+@pytest.mark.parametrize("line, metadata", [
+    ("é" * 200, None),  # truncated
+    ("x", {"app": "api", "trace_id": "t"}),  # metadata meets a stream label
+    ("x", {"namespace": "n"}),  # metadata meets a name label
+])
+def test_json_and_protobuf_give_the_same_row_for_an_unusual_entry(line, metadata):
+    labels = {**NAMES, "app": "web"}
+    selector = format_selector(labels)
+    as_json = json_push((labels, [["5", line, *([metadata] if metadata else [])]]))
+    as_protobuf = push((selector, [(0, 5, line, *([metadata] if metadata else []))]))
+    from_json = LokiPushDecoder(100, BOUND).decode(as_json, JSON)
+    from_protobuf = LokiPushDecoder(100, BOUND).decode(as_protobuf, PROTOBUF)
+    assert from_json == from_protobuf
+    assert len(from_json.rows) == 1 and from_json.rows[0].labels["app"] == "web"
+
+
+def test_protobuf_metadata_naming_one_name_twice_keeps_both_values():
+    request = push_pb2.PushRequest()
+    entry = request.streams.add(labels=format_selector(NAMES)).entries.add(line="x")
+    entry.timestamp.seconds = 1
+    entry.structuredMetadata.add(name="trace_id", value="a")
+    entry.structuredMetadata.add(name="trace_id", value="b")
+    body = bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    assert decoder().decode(body, PROTOBUF).rows[0].labels == {"trace_id": "a", "trace_id_extracted": "b"}
+
+
+def test_a_protobuf_time_past_int64_nanoseconds_is_rejected_alone():
+    body = push((format_selector(NAMES), [(2**62, 0, "far"), (1, 0, "kept")]))
+    batch = decoder().decode(body, PROTOBUF)
+    assert [row.log for row in batch.rows] == ["kept"] and batch.rejected == 1

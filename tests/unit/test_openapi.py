@@ -94,5 +94,12 @@ def test_exactly_the_endpoints_that_take_a_token_document_one():
         for method, operation in item.items()
         if "security" in operation
     }
-    assert secured == {("POST", "/write"), *(("GET", path) for path in QUERY_PATHS),
+    assert secured == {("POST", "/write"), ("POST", "/loki/api/v1/push"), *(("GET", path) for path in QUERY_PATHS),
                        *(("POST", path) for path in LOKI_POST_PATHS), ("GET", LOKI_BUILDINFO_PATH)}
+
+
+def test_the_loki_push_documents_429_and_503_with_retry_after():
+    push = openapi_document(Settings())["paths"]["/loki/api/v1/push"]["post"]
+    assert "Retry-After" in push["responses"]["429"]["headers"]
+    assert "Retry-After" in push["responses"]["503"]["headers"]
+    assert set(push["requestBody"]["content"]) == {"application/json", "application/x-protobuf"}
