@@ -420,6 +420,7 @@ def _check_consistent(settings: Settings) -> None:
         raise SettingsError(
             "FLUENT_BIT_DATE_KEY, FLUENT_BIT_OFFSET_KEY and FLUENT_BIT_PATH_KEY must be three different "
             f"record keys, none of {', '.join(RECORD_KEYS)}; got {', '.join(keys)}"
+        )
     loki_labels = (settings.loki_namespace_label, settings.loki_pod_label, settings.loki_container_label,
                    settings.loki_stream_label)
     if len(set(loki_labels)) != len(loki_labels):
