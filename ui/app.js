@@ -138,7 +138,7 @@ function renderRow(row, index) {
       const shown = document.createElement("span");
       shown.className = "value";
       shown.textContent = value;
-      field.append(name, shown);
+      field.append(name, ": ", shown);
       fields.appendChild(field);
     }
     element.appendChild(fields);
