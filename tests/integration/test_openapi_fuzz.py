@@ -67,6 +67,9 @@ FUZZING = [
     ("GET /write", POSITIVE, 1),
     ("GET /ready", POSITIVE, 1),
     ("GET /metrics", POSITIVE, 1),
+    ("GET /", POSITIVE, 1),
+    ("GET /ui/{file}", POSITIVE, 100),
+    ("GET /ui/{file}", NEGATIVE, 100),
 ]
 # GET /tail streams until the client leaves: not fuzzed here (tests/unit covers its parameters).
 NOT_FUZZED = {"GET /tail"}
