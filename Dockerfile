@@ -23,6 +23,7 @@ COPY api/ api/
 COPY workers/ workers/
 COPY common/ common/
 COPY cli/ cli/
+COPY ui/ ui/
 # cassandra-driver, msgspec and zstandard come as manylinux wheels (libev is bundled in the
 # cassandra-driver wheel), so neither a compiler nor apt packages are needed.
 RUN pip install --no-deps --no-build-isolation . && pip check

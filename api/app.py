@@ -19,6 +19,7 @@ from api.query import QueryResource
 from api.read_slots import ReadSlots
 from api.tail import TailResource
 from api.tenancy import TenantCheck
+from api.ui import UI_PREFIX, UiResource
 from api.write import WriteResource
 from common.metrics import ApiMetrics
 from common.queue import BatchQueue, connect_redis
@@ -71,6 +72,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     app.add_route(LOKI_BUILDINFO_PATH, BuildInfoResource())
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route(OPENAPI_PATH, OpenApiResource(settings))
+    ui = UiResource()  # the browser log explorer: static files, no data, so no token
+    app.add_route("/", ui)
+    app.add_route(UI_PREFIX + "{file}", ui, suffix="file")
     if settings.enable_profiling:
         start_heap_tracing()
         cpu_path, heap_path = PROFILING_PATHS

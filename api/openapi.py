@@ -50,6 +50,8 @@ def openapi_document(settings: Settings) -> dict:
             "/metrics": {"get": _metrics()},
             OPENAPI_PATH: {"get": _openapi()},
             **loki_paths(_READS_BUSY, _unauthorized("QUERY_TOKEN"), _retry_later("Cassandra unavailable: retry")),
+            "/": {"get": _ui_index()},
+            "/ui/{file}": {"get": _ui_file()},
         },
         "components": {"schemas": _schemas(), "securitySchemes": _security_schemes()},
     }
@@ -331,6 +333,32 @@ def _openapi() -> dict:
     return {
         "summary": "This document",
         "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
+    }
+
+
+def _ui_index() -> dict:
+    return {
+        "summary": "The browser log explorer (its page; it reads the logs through this API)",
+        "responses": {
+            "200": {"description": "index.html", "content": {"text/html": {"schema": {"type": "string"}}}},
+            "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+        },
+    }
+
+
+def _ui_file() -> dict:
+    return {
+        "summary": "A static file of the browser log explorer (a fixed list: api/ui.py's UI_FILES)",
+        "parameters": [{"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {
+            "200": {
+                "description": "The file, with Content-Security-Policy, ETag and Cache-Control",
+                "content": {media: {"schema": {"type": "string"}}
+                            for media in ("text/html", "text/javascript", "text/css")},
+            },
+            "304": {"description": "Not modified (If-None-Match matched the ETag)"},
+            "404": _error("Not one of the UI's files"),
+        },
     }
 
 

@@ -40,6 +40,11 @@ class QueueCollector(Collector):
         )
         yield GaugeMetricFamily("logserver_queue_workers", "Workers registered on the queue", value=status.workers)
         yield GaugeMetricFamily(
+            "logserver_queue_oldest_batch_age_seconds",
+            "How long the batch at the head of the queue has waited (0 when none waits)",
+            value=status.oldest_wait_seconds,
+        )
+        yield GaugeMetricFamily(
             "logserver_queue_failed_jobs",
             "Batches that exhausted their retries (see requeue-failed)",
             value=status.failed,

@@ -19,6 +19,7 @@ named in a hash are ignored (`BatchJob`). A refused job's batch is queued again 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import re
 import time
 import uuid
@@ -39,7 +40,7 @@ from rq.serializers import JSONSerializer
 from common.records import LogRow
 from common.redis_keys import PAYLOAD_KEY_PREFIX, payload_key_prefix
 from common.settings import Settings
-from common.timestamps import now_ns
+from common.timestamps import NS_PER_SECOND, now_ns
 
 JOB_FUNCTION = "workers.jobs.write_batch"
 # Loads data, never code. Jobs written with RQ's default (pickle) are refused, not unpickled.
@@ -138,6 +139,7 @@ class QueueStatus:
     started: int
     failed: int
     workers: int = 0
+    oldest_wait_seconds: float = 0.0  # how long the batch at the head of the queue has waited
 
 
 class BatchQueue:
@@ -251,9 +253,22 @@ class BatchQueue:
                 started=StartedJobRegistry(queue=self.rq_queue).count,
                 failed=FailedJobRegistry(queue=self.rq_queue).count,
                 workers=Worker.count(queue=self.rq_queue),
+                oldest_wait_seconds=self._oldest_wait_seconds(),
             )
         except redis.RedisError as error:
             raise QueueUnavailable(describe_redis_error(error)) from error
+
+    def _oldest_wait_seconds(self) -> float:
+        """Since when the next batch a worker takes has been waiting (0 when none waits): how far
+        behind the workers are, readable from the API (their own lag histogram is on their port)."""
+        head = self.rq_queue.get_job_ids(0, 1)
+        job = self.rq_queue.fetch_job(head[0]) if head else None
+        if job is None or job.enqueued_at is None:
+            return 0.0
+        enqueued_at = job.enqueued_at
+        if enqueued_at.tzinfo is None:
+            enqueued_at = enqueued_at.replace(tzinfo=datetime.timezone.utc)
+        return max(0.0, now_ns() / NS_PER_SECOND - enqueued_at.timestamp())
 
     def requeue_orphans(self) -> list[str]:
         """Queue again every batch whose payload is stored but whose job RQ no longer tracks.

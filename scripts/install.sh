@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the stack and the tests need, skipping whatever is already there:
 # a virtualenv with the locked dependencies and the package (.venv), Debian's redis-server, Debian's prometheus (for promtool,
-# which the tests run on deploy/prometheus/ and on the live /metrics), Cassandra from Maven Central.
+# which the tests run on deploy/prometheus/ and on the live /metrics), Debian's chromium and chromium-driver (the
+# browser tests of the UI, tests/ui/), Cassandra from Maven Central.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +36,14 @@ if ! command -v promtool >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  # The browser tests (tests/ui/) drive Debian's build through selenium: no browser is downloaded.
+  log "installing Debian's chromium and chromium-driver"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then

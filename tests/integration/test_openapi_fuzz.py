@@ -85,6 +85,8 @@ FUZZING = [
     ("GET /loki/api/v1/series", NEGATIVE, 40),
     ("POST /loki/api/v1/series", POSITIVE, 10),
     ("GET /loki/api/v1/status/buildinfo", POSITIVE, 1),
+    ("GET /", POSITIVE, 1),
+    ("GET /ui/{file}", POSITIVE, 200),  # any string is a valid file name: no negative cases exist
 ]
 # GET /tail streams until the client leaves: not fuzzed here (tests/unit covers its parameters).
 NOT_FUZZED = {"GET /tail"}

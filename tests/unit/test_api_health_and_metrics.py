@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
+import rq.utils
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.observability import KNOWN_METHODS
@@ -119,3 +122,17 @@ def test_every_label_value_of_the_request_metrics_comes_from_a_fixed_set():
             labels = dict(eval(key[key.index("["):]))  # the test's own str(sorted(items))
             assert labels.get("method", "GET") in KNOWN_METHODS + ("other",)
             assert labels.get("path", "/write") in ("/write", "unmatched")
+
+
+def test_metrics_report_how_long_the_oldest_queued_batch_has_waited():
+    harness = build()
+    harness.client.simulate_post("/write", json=[{"kubernetes": kubernetes("n", "p", "c"), "date": 1.0}])
+    harness.client.simulate_post("/write", json=[{"kubernetes": kubernetes("n", "p", "c"), "date": 2.0}])
+    head = harness.queue.rq_queue.get_job_ids(0, 1)[0]
+    ninety_seconds_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=90)
+    harness.redis.hset(f"rq:job:{head}", "enqueued_at", rq.utils.utcformat(ninety_seconds_ago))
+    assert 90 <= metrics(harness)["logserver_queue_oldest_batch_age_seconds[]"] < 95
+
+
+def test_the_oldest_wait_is_zero_when_no_batch_waits():
+    assert metrics(build())["logserver_queue_oldest_batch_age_seconds[]"] == 0
