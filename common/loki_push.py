@@ -26,6 +26,7 @@ import cramjam
 import msgspec
 from google.protobuf.message import DecodeError
 
+from common.loki_labels import LokiLabelNames
 from common.proto.push_pb2 import PushRequest
 from common.records import (
     MAX_NAME_CHARACTERS,
@@ -76,16 +77,6 @@ class LokiEntryError(RecordError):
     entry: int | None = None
     labels: str = "{}"
     timestamp: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class LokiLabelNames:
-    """Which stream labels hold the names a row needs (settings LOKI_*_LABEL)."""
-
-    namespace: str = "namespace"
-    pod: str = "pod"
-    container: str = "container"
-    stream: str = "stream"
 
 
 # --- JSON shapes ---
@@ -154,11 +145,7 @@ class LokiPushDecoder:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LokiPushDecoder:
-        names = LokiLabelNames(
-            settings.loki_namespace_label, settings.loki_pod_label,
-            settings.loki_container_label, settings.loki_stream_label,
-        )
-        return cls(settings.max_line_bytes, settings.max_body_bytes, names)
+        return cls(settings.max_line_bytes, settings.max_body_bytes, LokiLabelNames.of(settings))
 
     def decode(self, body: bytes, content_type: str | None) -> DecodedBatch:
         """Raises InvalidBody (BodyTooLarge, UnsupportedContentType) for a body that can never

@@ -18,27 +18,14 @@ import re
 from collections.abc import Iterable, Mapping
 
 from common.log_store import SeriesEntry
+from common.loki_labels import LokiLabelNames
 from common.logql import LogQLError, Selector
 from common.logql_eval import stream_matcher
-from common.settings import Settings
 
 _INVALID_NAME_CHARACTER = re.compile(r"[^a-zA-Z0-9_]")
 
 Container = tuple[str, str, str]  # (namespace, pod_name, container_name)
 LabelItems = tuple[tuple[str, str], ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelNames:
-    namespace: str = "namespace"
-    pod: str = "pod"
-    container: str = "container"
-    stream: str = "stream"
-
-    @classmethod
-    def of(cls, settings: Settings) -> LabelNames:
-        return cls(settings.loki_namespace_label, settings.loki_pod_label, settings.loki_container_label,
-                   settings.loki_stream_label)
 
 
 def label_name(key: str) -> str:
@@ -48,7 +35,7 @@ def label_name(key: str) -> str:
     return "_" + name if name[:1].isdigit() or not name else name
 
 
-def loki_labels(entry: SeriesEntry, names: LabelNames) -> dict[str, str]:
+def loki_labels(entry: SeriesEntry, names: LokiLabelNames) -> dict[str, str]:
     labels = {label_name(key): value for key, value in entry.labels.items()}
     labels[names.namespace] = entry.namespace
     labels[names.pod] = entry.pod_name
@@ -60,7 +47,7 @@ def loki_labels(entry: SeriesEntry, names: LabelNames) -> dict[str, str]:
     return labels
 
 
-def label_sets(per_bucket: Iterable[Iterable[SeriesEntry]], names: LabelNames,
+def label_sets(per_bucket: Iterable[Iterable[SeriesEntry]], names: LokiLabelNames,
                selectors: Iterable[Selector] = ()) -> list[dict[str, str]]:
     """The distinct label sets of the buckets' entries (those any selector matches, when given), sorted."""
     tests = [stream_matcher(selector) for selector in selectors]
@@ -87,7 +74,7 @@ class Selection:
         return sorted(self.streams)
 
 
-def select(selector: Selector, per_bucket: Mapping[int, Iterable[SeriesEntry]], names: LabelNames) -> Selection:
+def select(selector: Selector, per_bucket: Mapping[int, Iterable[SeriesEntry]], names: LokiLabelNames) -> Selection:
     """The containers and streams whose label sets the selector matches.
 
     A container's lines carry no label set of their own, only their stream: when one stream of a

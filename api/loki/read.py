@@ -16,7 +16,8 @@ from common.logql import (LogQLError, LogQuery, Query, Selector, is_constant, is
                           NS_PER_SECOND)
 from common.logql_eval import evaluate_constant, format_value, is_scalar, read_bounds, step_count
 from common.loki_read import Caps, log_streams, metric_samples
-from common.loki_select import LabelNames, Selection, label_sets, select
+from common.loki_labels import LokiLabelNames
+from common.loki_select import Selection, label_sets, select
 from common.query_plan import plan_slices
 from common.settings import Settings
 from common.timestamps import now_ns
@@ -46,7 +47,7 @@ class _LokiResource:
     def __init__(self, settings: Settings, store: LogStore):
         self._settings = settings
         self._store = store
-        self._names = LabelNames.of(settings)
+        self._names = LokiLabelNames.of(settings)
 
     def _caps(self) -> Caps:
         s = self._settings

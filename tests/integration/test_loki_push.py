@@ -20,7 +20,6 @@ from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 from tests.conftest import with_changes
 from tests.fixtures import DATA_DIR, LOKI_PUSH_CAPTURES, loki_push_capture
 from tests.integration.pipeline import build_pipeline, unique
-from tests.integration.redis_server import RedisServer
 from tests.records import loki_json_push, loki_protobuf_push
 
 pytestmark = pytest.mark.integration
@@ -170,14 +169,6 @@ def test_at_the_high_water_mark_a_push_gets_429_and_nothing_of_it_is_stored(own_
     assert response.headers["Retry-After"] == "4"
     pipeline.drain()
     assert queried(pipeline, "shop", "api-1", "app", t0, t0 + 1) == [(t0, "first")]
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_with_redis_stopped_a_push_gets_503_at_once_and_goes_through_when_it_is_back(

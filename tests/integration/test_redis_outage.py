@@ -9,18 +9,9 @@ import redis
 
 from tests.conftest import with_changes
 from tests.integration.pipeline import build_pipeline, unique
-from tests.integration.redis_server import RedisServer
 from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
