@@ -35,6 +35,7 @@ class Settings:
     ip: str = "0.0.0.0"
     port: int = 8080
     api_threads: int = 8
+    api_processes: int = 1
     max_body_bytes: int = 16 * 1024 * 1024
     max_line_bytes: int = 256 * 1024
     fluent_bit_date_key: str = "date"
@@ -237,6 +238,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "--port", "PORT", _int(1, 65535), "HTTP port to listen on", "api"),
     Option("api_threads", "--api-threads", "API_THREADS", _int(2, 256),
            "waitress worker threads; reads (GET /query, /tail, discovery) may hold at most half of them", "api"),
+    Option("api_processes", "--processes", "API_PROCESSES", _int(1, 64),
+           "API processes serving the one port (each with API_THREADS threads); above 1 a supervisor owns the "
+           "socket and replaces a child that dies", "api"),
     Option("max_body_bytes", "--max-body-bytes", "MAX_BODY_BYTES", _int(1024),
            "largest POST /write body accepted, and largest a gzip body may inflate to; larger get 413",
            "api"),

@@ -15,6 +15,7 @@ BAD_VALUES = {
     "ip": "   ",
     "port": "65536",
     "api_threads": "1",
+    "api_processes": "0",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
