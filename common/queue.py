@@ -29,7 +29,9 @@ import msgspec
 import redis
 import zstandard
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry as RedisRetry
+from redis.sentinel import Sentinel
 from rq import Queue, Retry, Worker
 from rq.exceptions import DeserializationError
 from rq.intermediate_queue import IntermediateQueue
@@ -122,15 +124,19 @@ def decode_payload(data: bytes) -> QueuedBatch:
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    """A client whose every call is bounded by the configured timeout (no silent retries)."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        password=settings.redis_password or None,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        retry=RedisRetry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    """A client whose every call is bounded by the configured timeout (no silent retries). With
+    REDIS_SENTINELS, a client of the primary the Sentinels name: after a failover its next
+    connection asks them again, so it follows the promoted replica by itself."""
+    bounds = {"socket_timeout": settings.redis_timeout_seconds,
+              "socket_connect_timeout": settings.redis_timeout_seconds,
+              "retry": RedisRetry(NoBackoff(), 0), "health_check_interval": 30}
+    if not settings.redis_sentinels:
+        return redis.Redis.from_url(settings.redis_url, password=settings.redis_password or None, **bounds)
+    from_url = parse_url(settings.redis_url)
+    sentinels = Sentinel(list(settings.redis_sentinels), socket_timeout=settings.redis_timeout_seconds,
+                         socket_connect_timeout=settings.redis_timeout_seconds)
+    return sentinels.master_for(settings.redis_sentinel_master, db=from_url.get("db", 0),
+                                password=from_url.get("password") or settings.redis_password or None, **bounds)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,6 +62,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: str = dataclasses.field(default="", repr=False)
     redis_timeout_seconds: float = 1.0
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "logserver"
     queue_name: str = "kube-insight-logs"
     queue_high_water_mark: int = 5000
     retry_after_seconds: int = 5
@@ -215,6 +217,18 @@ def _intervals(text: str) -> tuple[int, ...]:
     return values
 
 
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    addresses = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"expected comma-separated host:port pairs such as 127.0.0.1:26379, got {part!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
 def _hosts(text: str) -> tuple[str, ...]:
     hosts = tuple(part.strip() for part in text.split(",") if part.strip())
     if not hosts:
@@ -295,6 +309,11 @@ OPTIONS: tuple[Option, ...] = (
            "password Redis requires (its requirepass; one in REDIS_URL wins; empty: none)", secret=True),
     Option("redis_timeout_seconds", "--redis-timeout-seconds", "REDIS_TIMEOUT_SECONDS", _positive_float,
            "bound on every Redis call (connect and command)"),
+    Option("redis_sentinels", "--redis-sentinels", "REDIS_SENTINELS", _sentinels,
+           "comma-separated host:port of Redis Sentinels: the primary is asked of them (and followed after a "
+           "failover) instead of REDIS_URL's host; REDIS_URL still gives the database number (empty: no Sentinel)"),
+    Option("redis_sentinel_master", "--redis-sentinel-master", "REDIS_SENTINEL_MASTER", _text,
+           "the master name the Sentinels monitor (with REDIS_SENTINELS)"),
     Option("queue_name", "--queue-name", "QUEUE_NAME", _text, "RQ queue the batches go through"),
     Option("queue_high_water_mark", "--queue-high-water-mark", "QUEUE_HIGH_WATER_MARK", _int(1),
            "queued batches above which POST /write answers 503 + Retry-After", "api"),

@@ -16,6 +16,8 @@ BAD_VALUES = {
     "port": "65536",
     "api_threads": "1",
     "api_processes": "0",
+    "redis_sentinels": "127.0.0.1",
+    "redis_sentinel_master": " ",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
@@ -350,3 +352,8 @@ def test_network_topology_replication_map_lists_every_data_center():
     settings = build_settings(env={"CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy",
                                    "CASSANDRA_REPLICATION_FACTORS": '{"dc1": 3, "dc2": 2}'})
     assert settings.replication_map() == {"class": "NetworkTopologyStrategy", "dc1": 3, "dc2": 2}
+
+
+def test_redis_sentinels_are_host_port_pairs():
+    settings = build_settings(env={"REDIS_SENTINELS": "127.0.0.1:26380, redis-sentinel.ns:26379"})
+    assert settings.redis_sentinels == (("127.0.0.1", 26380), ("redis-sentinel.ns", 26379))

@@ -1,0 +1,78 @@
+"""REDIS_SENTINELS: the API and the queue find the Redis primary through Sentinel, on the Redis
+primary, replica and three Sentinels that `scripts/redis-ha.sh up` starts (private ports and folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+from common.queue import BatchQueue, connect_redis
+from tests.conftest import with_changes
+from tests.faults import processes
+from tests.integration.pipeline import unique
+from tests.integration.redis_server import free_port
+from tests.records import fluent_bit_record
+from tests.store_reads import stored_lines
+
+BASE_NS = 1_764_000_000 * 10**9
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis-ha.sh"
+
+
+@pytest.fixture
+def redis_ha(tmp_path):
+    """(primary port, replica port, Sentinel addresses) of a running scripts/redis-ha.sh."""
+    primary, replica, sentinels = free_port(), free_port(), [free_port() for _ in range(3)]
+    env = {**os.environ, "REDIS_HA_DIR": str(tmp_path / "redis-ha"), "REDIS_HA_PRIMARY_PORT": str(primary),
+           "REDIS_HA_REPLICA_PORT": str(replica), "REDIS_HA_SENTINEL_PORTS": " ".join(map(str, sentinels))}
+    subprocess.run([str(SCRIPT), "up"], env=env, check=True, timeout=60)
+    try:
+        yield primary, replica, tuple(("127.0.0.1", port) for port in sentinels)
+    finally:
+        subprocess.run([str(SCRIPT), "down"], env=env, check=True, timeout=60)
+
+
+def test_a_client_built_with_sentinels_talks_to_the_primary_they_name(integration_settings, redis_ha):
+    primary, _, sentinels = redis_ha
+    client = connect_redis(with_changes(integration_settings, redis_sentinels=sentinels))
+
+    assert client.info("replication")["role"] == "master"
+    assert client.config_get("port")["port"] == str(primary)
+
+
+def test_api_and_worker_started_with_sentinels_queue_on_the_primary_and_store_the_batch(
+        integration_settings, real_store, redis_ha, tmp_path):
+    primary, replica, sentinels = redis_ha
+    settings = with_changes(integration_settings, queue_name=unique("sentinel"), redis_sentinels=sentinels,
+                            redis_url="redis://127.0.0.1:1/0")  # the Sentinels' answer, never this host
+    through_sentinels = {"REDIS_SENTINELS": ",".join(f"{host}:{p}" for host, p in sentinels)}
+    port, namespace = free_port(), unique("ns")
+    api = processes.start_api(settings, tmp_path / "api.log", port, **through_sentinels)
+    try:
+        body = json.dumps([fluent_bit_record(namespace, "pod", "app", time=BASE_NS + n, log=f"line {n}")
+                           for n in range(3)])
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/write", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        processes.stop(api)
+
+    assert redis.Redis(port=primary).wait(1, 5000) == 1  # the replica has caught up
+    queued_on = {name: BatchQueue(redis.Redis(port=node), settings).rq_queue.count  # LLEN: a read
+                 for name, node in (("primary", primary), ("replica", replica))}
+    assert queued_on == {"primary": 1, "replica": 1}
+
+    real_store.connect()  # the schema exists before the worker starts
+    worker = processes.start("worker", settings, tmp_path / "worker.log", WORKER_BURST="true", **through_sentinels)
+    assert worker.wait(timeout=60) == 0
+    assert [log for _, log in stored_lines(real_store, namespace, "pod", "app", BASE_NS, BASE_NS + 10)] == [
+        "line 0", "line 1", "line 2"]
