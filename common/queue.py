@@ -180,9 +180,24 @@ class BatchQueue:
                 pipe.llen(self.rq_queue.key)
                 length = pipe.execute()[-1]
             self._known_length = (length, self._monotonic())
+            self._wait_for_replicas()
             return job_id
         except redis.RedisError as error:
             raise QueueUnavailable(describe_redis_error(error)) from error
+
+    def _wait_for_replicas(self) -> None:
+        """With REDIS_WAIT_REPLICAS, the batch is acknowledged only once that many replicas hold it:
+        Redis replicates asynchronously, and a failover to a replica without it would lose it. A
+        batch not confirmed in time stays queued but unacknowledged (503): the client sends it again,
+        and the second copy is stored under the same keys (README, identity rule)."""
+        wanted = self._settings.redis_wait_replicas
+        if not wanted:
+            return
+        timeout_ms = int(self._settings.redis_timeout_seconds * 500)  # half the socket's timeout
+        confirmed = self._redis.wait(wanted, timeout_ms)
+        if confirmed < wanted:
+            raise QueueUnavailable(f"Redis: {confirmed} of the {wanted} replica(s) REDIS_WAIT_REPLICAS asks for "
+                                   f"confirmed the batch within {timeout_ms} ms")
 
     def _refuse_above_high_water_mark(self) -> None:
         length, read_at = self._known_length

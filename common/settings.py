@@ -64,6 +64,7 @@ class Settings:
     redis_timeout_seconds: float = 1.0
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_sentinel_master: str = "logserver"
+    redis_wait_replicas: int = 0
     queue_name: str = "kube-insight-logs"
     queue_high_water_mark: int = 5000
     retry_after_seconds: int = 5
@@ -314,6 +315,9 @@ OPTIONS: tuple[Option, ...] = (
            "failover) instead of REDIS_URL's host; REDIS_URL still gives the database number (empty: no Sentinel)"),
     Option("redis_sentinel_master", "--redis-sentinel-master", "REDIS_SENTINEL_MASTER", _text,
            "the master name the Sentinels monitor (with REDIS_SENTINELS)"),
+    Option("redis_wait_replicas", "--redis-wait-replicas", "REDIS_WAIT_REPLICAS", _int(0, 16),
+           "replicas that must confirm a batch (Redis WAIT, within half of REDIS_TIMEOUT_SECONDS) before it is "
+           "acknowledged; else 503 (0: the primary's answer is enough)", "api"),
     Option("queue_name", "--queue-name", "QUEUE_NAME", _text, "RQ queue the batches go through"),
     Option("queue_high_water_mark", "--queue-high-water-mark", "QUEUE_HIGH_WATER_MARK", _int(1),
            "queued batches above which POST /write answers 503 + Retry-After", "api"),

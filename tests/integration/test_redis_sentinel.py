@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -57,22 +59,52 @@ def test_api_and_worker_started_with_sentinels_queue_on_the_primary_and_store_th
     port, namespace = free_port(), unique("ns")
     api = processes.start_api(settings, tmp_path / "api.log", port, **through_sentinels)
     try:
-        body = json.dumps([fluent_bit_record(namespace, "pod", "app", time=BASE_NS + n, log=f"line {n}")
-                           for n in range(3)])
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/write", data=body.encode(),
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
+        assert [post(port, namespace, n) for n in range(3)] == [(200, None)] * 3
     finally:
         processes.stop(api)
 
     assert redis.Redis(port=primary).wait(1, 5000) == 1  # the replica has caught up
     queued_on = {name: BatchQueue(redis.Redis(port=node), settings).rq_queue.count  # LLEN: a read
                  for name, node in (("primary", primary), ("replica", replica))}
-    assert queued_on == {"primary": 1, "replica": 1}
+    assert queued_on == {"primary": 3, "replica": 3}
 
     real_store.connect()  # the schema exists before the worker starts
     worker = processes.start("worker", settings, tmp_path / "worker.log", WORKER_BURST="true", **through_sentinels)
     assert worker.wait(timeout=60) == 0
     assert [log for _, log in stored_lines(real_store, namespace, "pod", "app", BASE_NS, BASE_NS + 10)] == [
         "line 0", "line 1", "line 2"]
+
+
+def test_with_redis_wait_replicas_a_batch_the_replica_cannot_confirm_is_answered_503_not_acknowledged(
+        integration_settings, redis_ha, tmp_path):
+    primary, replica, sentinels = redis_ha
+    settings = with_changes(integration_settings, queue_name=unique("sentinel-wait"))
+    port, namespace = free_port(), unique("ns")
+    api = processes.start_api(settings, tmp_path / "api.log", port, REDIS_WAIT_REPLICAS="1",
+                              REDIS_SENTINELS=",".join(f"{host}:{p}" for host, p in sentinels))
+    replica_pid = int((tmp_path / "redis-ha" / "replica.pid").read_text())
+    try:
+        confirmed = post(port, namespace, 0)
+        os.kill(replica_pid, signal.SIGSTOP)
+        try:
+            unconfirmed = post(port, namespace, 1)
+        finally:
+            os.kill(replica_pid, signal.SIGCONT)
+    finally:
+        processes.stop(api)
+
+    assert confirmed == (200, None)
+    status, message = unconfirmed
+    assert status == 503 and "0 of the 1 replica(s)" in message
+
+
+def post(port: int, namespace: str, n: int) -> tuple[int, str | None]:
+    """POST one record; (status, the error's detail or None)."""
+    body = json.dumps([fluent_bit_record(namespace, "pod", "app", time=BASE_NS + n, log=f"line {n}")]).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/write", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["detail"]

@@ -18,6 +18,7 @@ BAD_VALUES = {
     "api_processes": "0",
     "redis_sentinels": "127.0.0.1",
     "redis_sentinel_master": " ",
+    "redis_wait_replicas": "-1",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
