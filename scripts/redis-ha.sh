@@ -2,6 +2,8 @@
 # A Redis that fails over, on this machine: a primary, one replica and three Sentinels, on loopback.
 #   scripts/redis-ha.sh up      start them and return once the Sentinels agree on the primary
 #   scripts/redis-ha.sh down    stop them
+#   scripts/redis-ha.sh start-node primary|replica   start that one node again (after a kill: the
+#                               Sentinels make a returning old primary a replica of the new one)
 # Then point the API and workers at the Sentinels:
 #   REDIS_SENTINELS=127.0.0.1:26380,127.0.0.1:26381,127.0.0.1:26382 REDIS_SENTINEL_MASTER=logserver
 # Ports: REDIS_HA_PRIMARY_PORT (6380), REDIS_HA_REPLICA_PORT (6381), REDIS_HA_SENTINEL_PORTS
@@ -35,9 +37,9 @@ wait_for() {  # what, command...
 up() {
   mkdir -p "$dir"
   log "primary on 127.0.0.1:$primary_port, replica on $replica_port, Sentinels on ${sentinel_ports// /, }"
-  redis_node primary "$primary_port"
+  start_node primary
   wait_for "the primary to answer" redis-cli -p "$primary_port" ping
-  redis_node replica "$replica_port" --replicaof 127.0.0.1 "$primary_port"
+  start_node replica
   wait_for "the replica to sync" sh -c "redis-cli -p $replica_port info replication | grep -q 'master_link_status:up'"
   for port in $sentinel_ports; do
     # A Sentinel rewrites its own configuration file (what it learns of replicas and peers).
@@ -79,8 +81,17 @@ down() {
   log "down"
 }
 
+start_node() {
+  case "${1:-}" in
+    primary) redis_node primary "$primary_port" ;;
+    replica) redis_node replica "$replica_port" --replicaof 127.0.0.1 "$primary_port" ;;
+    *) echo "usage: $0 start-node primary|replica" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  start-node) start_node "${2:-}" ;;
+  *) echo "usage: $0 up|down|start-node primary|replica" >&2; exit 2 ;;
 esac

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 import redis
@@ -18,6 +16,7 @@ from common.queue import BatchQueue, connect_redis
 from tests.conftest import with_changes
 from tests.faults import processes
 from tests.integration.pipeline import unique
+from tests.integration.redis_ha import RedisHA
 from tests.integration.redis_server import free_port
 from tests.records import fluent_bit_record
 from tests.store_reads import stored_lines
@@ -26,36 +25,30 @@ BASE_NS = 1_764_000_000 * 10**9
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis-ha.sh"
-
 
 @pytest.fixture
 def redis_ha(tmp_path):
-    """(primary port, replica port, Sentinel addresses) of a running scripts/redis-ha.sh."""
-    primary, replica, sentinels = free_port(), free_port(), [free_port() for _ in range(3)]
-    env = {**os.environ, "REDIS_HA_DIR": str(tmp_path / "redis-ha"), "REDIS_HA_PRIMARY_PORT": str(primary),
-           "REDIS_HA_REPLICA_PORT": str(replica), "REDIS_HA_SENTINEL_PORTS": " ".join(map(str, sentinels))}
-    subprocess.run([str(SCRIPT), "up"], env=env, check=True, timeout=60)
+    ha = RedisHA(tmp_path / "redis-ha")
+    ha.run("up")
     try:
-        yield primary, replica, tuple(("127.0.0.1", port) for port in sentinels)
+        yield ha
     finally:
-        subprocess.run([str(SCRIPT), "down"], env=env, check=True, timeout=60)
+        ha.run("down")
 
 
 def test_a_client_built_with_sentinels_talks_to_the_primary_they_name(integration_settings, redis_ha):
-    primary, _, sentinels = redis_ha
-    client = connect_redis(with_changes(integration_settings, redis_sentinels=sentinels))
+    client = connect_redis(with_changes(integration_settings, redis_sentinels=redis_ha.sentinels))
 
     assert client.info("replication")["role"] == "master"
-    assert client.config_get("port")["port"] == str(primary)
+    assert client.config_get("port")["port"] == str(redis_ha.primary_port)
 
 
 def test_api_and_worker_started_with_sentinels_queue_on_the_primary_and_store_the_batch(
         integration_settings, real_store, redis_ha, tmp_path):
-    primary, replica, sentinels = redis_ha
-    settings = with_changes(integration_settings, queue_name=unique("sentinel"), redis_sentinels=sentinels,
+    primary, replica = redis_ha.primary_port, redis_ha.replica_port
+    settings = with_changes(integration_settings, queue_name=unique("sentinel"),
                             redis_url="redis://127.0.0.1:1/0")  # the Sentinels' answer, never this host
-    through_sentinels = {"REDIS_SENTINELS": ",".join(f"{host}:{p}" for host, p in sentinels)}
+    through_sentinels = {"REDIS_SENTINELS": redis_ha.sentinels_env}
     port, namespace = free_port(), unique("ns")
     api = processes.start_api(settings, tmp_path / "api.log", port, **through_sentinels)
     try:
@@ -77,12 +70,11 @@ def test_api_and_worker_started_with_sentinels_queue_on_the_primary_and_store_th
 
 def test_with_redis_wait_replicas_a_batch_the_replica_cannot_confirm_is_answered_503_not_acknowledged(
         integration_settings, redis_ha, tmp_path):
-    primary, replica, sentinels = redis_ha
     settings = with_changes(integration_settings, queue_name=unique("sentinel-wait"))
     port, namespace = free_port(), unique("ns")
     api = processes.start_api(settings, tmp_path / "api.log", port, REDIS_WAIT_REPLICAS="1",
-                              REDIS_SENTINELS=",".join(f"{host}:{p}" for host, p in sentinels))
-    replica_pid = int((tmp_path / "redis-ha" / "replica.pid").read_text())
+                              REDIS_SENTINELS=redis_ha.sentinels_env)
+    replica_pid = redis_ha.pid("replica")
     try:
         confirmed = post(port, namespace, 0)
         os.kill(replica_pid, signal.SIGSTOP)
