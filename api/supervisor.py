@@ -14,7 +14,8 @@ whole serves up to API_PROCESSES x half of API_THREADS reads at once.
 A child that exits (killed, crashed) is replaced. A child that dies within QUICK_EXIT_SECONDS of its
 start counts as a crash loop: the replacements then wait longer and longer (`restart_delay`). SIGTERM
 or SIGINT to the supervisor sends SIGTERM to every child, waits up to STOP_GRACE_SECONDS for them,
-kills what is left, and exits.
+kills what is left, and exits. A supervisor that is SIGKILLed takes its children with it (SIGTERM
+from the kernel), so none is left holding the port.
 
 Metrics: the supervisor points PROMETHEUS_MULTIPROC_DIR at a fresh empty folder for each start
 (common/metrics.py), before prometheus_client is imported, and removes it at exit. So this module
@@ -32,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from common.parent_death import signal_when_parent_dies
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ class Supervisor:
         self._quick_exits = 0
         self._next_start = 0.0
         self._stop_deadline: float | None = None
+        self._pid = os.getpid()
 
     @property
     def children(self) -> list[int]:
@@ -119,6 +122,9 @@ class Supervisor:
         """In the child: the signals as a single API process has them, serve, and never return."""
         status = 0
         try:
+            signal_when_parent_dies()  # a SIGKILLed supervisor must not leave API processes on the port
+            if os.getppid() != self._pid:
+                return  # it died before that took effect
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             self._serve_child()

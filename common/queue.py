@@ -134,7 +134,8 @@ def connect_redis(settings: Settings) -> redis.Redis:
         return redis.Redis.from_url(settings.redis_url, password=settings.redis_password or None, **bounds)
     from_url = parse_url(settings.redis_url)
     sentinels = Sentinel(list(settings.redis_sentinels), socket_timeout=settings.redis_timeout_seconds,
-                         socket_connect_timeout=settings.redis_timeout_seconds)
+                         socket_connect_timeout=settings.redis_timeout_seconds,
+                         sentinel_kwargs={"password": settings.redis_sentinel_password or None})
     return sentinels.master_for(settings.redis_sentinel_master, db=from_url.get("db", 0),
                                 password=from_url.get("password") or settings.redis_password or None, **bounds)
 

@@ -64,6 +64,7 @@ class Settings:
     redis_timeout_seconds: float = 1.0
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_sentinel_master: str = "logserver"
+    redis_sentinel_password: str = dataclasses.field(default="", repr=False)
     redis_wait_replicas: int = 0
     queue_name: str = "kube-insight-logs"
     queue_high_water_mark: int = 5000
@@ -315,6 +316,8 @@ OPTIONS: tuple[Option, ...] = (
            "failover) instead of REDIS_URL's host; REDIS_URL still gives the database number (empty: no Sentinel)"),
     Option("redis_sentinel_master", "--redis-sentinel-master", "REDIS_SENTINEL_MASTER", _text,
            "the master name the Sentinels monitor (with REDIS_SENTINELS)"),
+    Option("redis_sentinel_password", "--redis-sentinel-password", "REDIS_SENTINEL_PASSWORD", _any_text,
+           "password the Sentinels themselves require (their requirepass; empty: none)", secret=True),
     Option("redis_wait_replicas", "--redis-wait-replicas", "REDIS_WAIT_REPLICAS", _int(0, 16),
            "replicas that must confirm a batch (Redis WAIT, within half of REDIS_TIMEOUT_SECONDS) before it is "
            "acknowledged; else 503 (0: the primary's answer is enough)", "api"),

@@ -2,6 +2,7 @@
 # A Redis that fails over, on this machine: a primary, one replica and three Sentinels, on loopback.
 #   scripts/redis-ha.sh up      start them and return once the Sentinels agree on the primary
 #   scripts/redis-ha.sh down    stop them
+#   scripts/redis-ha.sh status  which node each Sentinel names the primary, and each node's role
 #   scripts/redis-ha.sh start-node primary|replica   start that one node again (after a kill: the
 #                               Sentinels make a returning old primary a replica of the new one)
 # Then point the API and workers at the Sentinels:
@@ -89,9 +90,20 @@ start_node() {
   esac
 }
 
+status() {
+  for port in $sentinel_ports; do
+    log "Sentinel $port: primary $(redis-cli -p "$port" sentinel get-master-addr-by-name "$master" 2>/dev/null | paste -sd: || echo '(not answering)')"
+  done
+  for node in "primary $primary_port" "replica $replica_port"; do
+    set -- $node
+    log "$1 node on $2: $(redis-cli -p "$2" info replication 2>/dev/null | tr -d '\r' | grep '^role:' || echo '(not answering)')"
+  done
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  status) status ;;
   start-node) start_node "${2:-}" ;;
-  *) echo "usage: $0 up|down|start-node primary|replica" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|start-node primary|replica" >&2; exit 2 ;;
 esac

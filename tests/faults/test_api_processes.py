@@ -12,6 +12,7 @@ import http.client
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,16 @@ def test_sigterm_to_the_supervisor_stops_every_process_and_removes_the_metrics_f
     assert supervisor.wait(timeout=20) == 0
     assert not any(processes.exists(pid) for pid in children)
     assert not metrics_dir.exists()
+
+
+@pytest.mark.faults
+def test_a_sigkilled_supervisor_takes_its_processes_with_it_and_frees_the_port(two_processes):
+    supervisor, port, _, _ = two_processes
+    children = processes.children(supervisor.pid)
+
+    processes.kill(supervisor)
+
+    wait_for(lambda: not any(processes.exists(pid) for pid in children), timeout=10,
+             what="the API processes to exit with their supervisor")
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "nothing listens on the port any more"
