@@ -6,8 +6,10 @@ Grafana Live and logcli read them."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
+import re
 import socket
 import time
 import urllib.parse
@@ -23,6 +25,7 @@ from common.records import LogRow
 from common.timestamps import NS_PER_SECOND, now_ns
 from tests.conftest import with_changes
 from tests.integration.pipeline import build_pipeline, unique
+from tests.fixtures import DATA_DIR
 from tests.records import fluent_bit_record
 from tests.unit.waitress_server import running
 from tests.waiting import wait_for
@@ -30,7 +33,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 DEADLINE_SECONDS = 20.0
-TOKEN = "tail-secret"
+TOKEN = "s3cret"  # the password in the captured logcli handshake
 TENANT = "team-a"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Scope-OrgID": TENANT}
 
@@ -214,6 +217,30 @@ def test_the_client_closing_gets_the_close_answered(open_server):
     assert frame.opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(frame.data[:2], "big") == websocket.STATUS_NORMAL
     ws.shutdown()
+
+
+def test_logclis_exact_handshake_is_answered_with_101_and_frames(guarded_server):
+    """The bytes `logcli query --tail` (3.7.6) sent, captured: basic auth, X-Scope-Orgid, its query
+    string. Only `start` is made recent (it was a fixed time when captured)."""
+    captured = (DATA_DIR / "logcli" / "tail-handshake.http").read_bytes()
+    start = str(now_ns() - 60 * NS_PER_SECOND).encode()
+    request = re.sub(rb"start=\d+", b"start=" + start, captured)
+    host, port = urllib.parse.urlsplit(guarded_server).netloc.split(":")
+    with socket.create_connection((host, int(port)), timeout=DEADLINE_SECONDS) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "HTTP/1.1 101 Switching Protocols"
+        headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+        key = re.search(rb"Sec-WebSocket-Key: (\S+)", captured).group(1)
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()  # RFC 6455
+        assert headers["sec-websocket-accept"] == accept and headers["upgrade"].lower() == "websocket"
+        while len(rest) < 2:
+            rest += sock.recv(65536)
+        assert rest[0] == 0x89  # FIN + ping: the quiet tail's first heartbeat, a WebSocket frame
 
 
 # --- refused before the upgrade ---
