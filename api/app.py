@@ -8,7 +8,7 @@ from api.auth import BearerAuth
 from api.discovery import ContainersResource, NamespacesResource, PodsResource
 from api.errors import register_error_handlers, serialize_error
 from api.health import HealthResource
-from api.loki.read import (BuildInfoResource, InstantQueryResource, LabelsResource, LabelValuesResource,
+from api.loki.read import (BuildInfoResource, FormatQueryResource, InstantQueryResource, LabelsResource, LabelValuesResource,
                            QueryRangeResource, SeriesResource)
 from api.loki.tail import LokiTailResource
 from api.ingest import Ingest
@@ -50,8 +50,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
         ("POST", PUSH_PATH): settings.ingest_token,
-        **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH,)},
-        **{("POST", path): settings.query_token for path in LOKI_POST_PATHS},
+        **{("GET", path): settings.query_token
+           for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH, LOKI_FORMAT_QUERY_PATH)},
+        **{("POST", path): settings.query_token for path in (*LOKI_POST_PATHS, LOKI_FORMAT_QUERY_PATH)},
     })
     app = falcon.App(middleware=[RequestMetrics(metrics), TenantCheck(settings.tenant_id, LOKI_PREFIX), auth,
                                  ReadSlots(settings, QUERY_PATHS)])
@@ -74,6 +75,7 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     app.add_route(LOKI_SERIES_PATH, SeriesResource(settings, store))
     app.add_route(LOKI_BUILDINFO_PATH, BuildInfoResource())
     app.add_route(LOKI_TAIL_PATH, LokiTailResource(settings, store))
+    app.add_route(LOKI_FORMAT_QUERY_PATH, FormatQueryResource())  # reads nothing: no read slot
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route(OPENAPI_PATH, OpenApiResource(settings))
     ui = UiResource()  # the browser log explorer: static files, no data, so no token

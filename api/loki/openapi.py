@@ -109,6 +109,10 @@ def loki_paths(busy: dict, unauthorized: dict, retry_later: dict) -> dict:
              _param("delay_for", {"type": "integer", "minimum": 0, "maximum": 5},
                     "Seconds each poll stays behind now, for late lines")],
             {"description": "Switching Protocols: the WebSocket session"}, errors, post=False, ok_status="101"),
+        "/loki/api/v1/format_query": _operation(
+            "Loki: the query written back one canonical way", "A query this server refuses is 400, naming "
+            "the construct.", [_param("query", _QUERY, required=True)], _answer("The formatted query", {"type": "string"}),
+            {"400": errors["400"], "401": unauthorized}, post=True),
         "/loki/api/v1/status/buildinfo": _operation(
             "Loki: the Loki API version this server speaks", "", [],
             {"description": "Build information", "content": {"application/json": {"schema": {

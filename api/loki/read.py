@@ -14,6 +14,7 @@ from common.errors import ParameterError
 from common.log_store import LogStore
 from common.logql import (LogQLError, LogQuery, Query, Selector, is_constant, is_metric_query, log_query_of, parse,
                           NS_PER_SECOND)
+from common.logql_format import format_query
 from common.logql_eval import evaluate_constant, format_value, is_scalar, read_bounds, step_count
 from common.loki_read import Caps, log_streams, metric_samples, series_by_bucket
 from common.loki_labels import LokiLabelNames
@@ -176,9 +177,17 @@ class SeriesResource(_IndexResource):
         _success_list(resp, self._label_sets(params, ("match[]", "match")))
 
 
-def _success_list(resp: falcon.Response, data: list) -> None:
+def _success_list(resp: falcon.Response, data: list | str) -> None:
     resp.data = _json.encode({"status": "success", "data": data})
     resp.content_type = falcon.MEDIA_JSON
+
+
+class FormatQueryResource(_FormPost):
+    """GET|POST /loki/api/v1/format_query?query=...: the query written back one canonical way
+    (common/logql_format.py); a query this server refuses is 400, as for the reads."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _success_list(resp, format_query(parse(p.required(p.request_params(req), "query"))))
 
 
 class BuildInfoResource:
