@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install lock up down status test test-unit test-integration test-faults bench soak
+.PHONY: install lock up down status test test-unit test-integration test-faults bench soak redis-ha-up redis-ha-down redis-ha-status
 
 install:
 	scripts/install.sh
@@ -16,6 +16,16 @@ down:
 
 status:
 	scripts/stack.sh status
+
+# A Redis that fails over (primary 6380, replica 6381, Sentinels 26380-26382; README "Redis through Sentinel").
+redis-ha-up:
+	scripts/redis-ha.sh up
+
+redis-ha-down:
+	scripts/redis-ha.sh down
+
+redis-ha-status:
+	scripts/redis-ha.sh status
 
 test: up
 	@echo "[test] unit, integration and fault tests against the stack started by make up"

@@ -104,8 +104,9 @@ class _WriteRoute:
         self._health.on_get(req, resp)
 
 
-def build_app(settings: Settings) -> tuple[falcon.App, CassandraStore]:
-    """The app wired to the real Redis and Cassandra named by `settings` (Cassandra connects lazily)."""
+def build_app(settings: Settings, metrics_dir: str | None = None) -> tuple[falcon.App, CassandraStore]:
+    """The app wired to the real Redis and Cassandra named by `settings` (Cassandra connects lazily);
+    `metrics_dir`: the supervisor's folder of every API process's metrics (common/metrics.py)."""
     queue = BatchQueue(connect_redis(settings), settings)
     store = CassandraStore(settings)
-    return create_app(settings, queue, store, ApiMetrics(queue.status)), store
+    return create_app(settings, queue, store, ApiMetrics(queue.status, metrics_dir)), store

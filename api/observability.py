@@ -33,11 +33,13 @@ class RequestMetrics:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.perf_counter()
+        self._metrics.in_flight.inc()
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         started = getattr(req.context, "started", None)
         if started is None:
             return
+        self._metrics.in_flight.dec()
         path = req.uri_template or "unmatched"
         self._metrics.observe_request(method_label(req.method), path, status_label(resp.status_code),
                                       time.perf_counter() - started)

@@ -37,13 +37,16 @@ from common.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_server(app, settings: Settings, *, host: str | None = None, port: int | None = None):
-    """The waitress server for `app` as production runs it (`host`/`port` default to the settings');
+def create_server(app, settings: Settings, *, host: str | None = None, port: int | None = None,
+                  sockets: list[socket.socket] | None = None):
+    """The waitress server for `app` as production runs it, on `sockets` already listening (an API
+    process under the supervisor) or else on `host`/`port` (default: the settings');
     `.run()` serves until the process ends."""
+    where = {"sockets": sockets} if sockets else {"host": settings.ip if host is None else host,
+                                                  "port": settings.port if port is None else port}
     server = waitress.create_server(
         app,
-        host=settings.ip if host is None else host,
-        port=settings.port if port is None else port,
+        **where,
         threads=settings.api_threads,
         # waitress answers 413 itself for a declared Content-Length above the limit, before
         # reading the body, and cuts a chunked body off at the limit; larger bodies are never
@@ -124,9 +127,15 @@ def _kernel_queued(sock: socket.socket) -> int | None:
 
 
 def run_api(settings: Settings) -> None:
-    app, store = build_app(settings)
+    """One API process on IP:PORT (API_PROCESSES > 1: api/supervisor.py, started by the CLI)."""
+    serve(settings)
+
+
+def serve(settings: Settings, sockets: list[socket.socket] | None = None, metrics_dir: str | None = None) -> None:
+    """Build the app (its Redis and Cassandra clients: after any fork) and serve until the process ends."""
+    app, store = build_app(settings, metrics_dir)
     tune_for_service()
-    server = create_server(app, settings)
+    server = create_server(app, settings, sockets=sockets)
     log.info("event=api_listening ip=%s port=%d threads=%d", settings.ip, settings.port, settings.api_threads)
     try:
         server.run()

@@ -259,22 +259,25 @@ def main() -> None:
         ceiling.stop()
         log(f"ceiling: {ceiling_load.records_per_s:,.0f} records/s")
 
-        # 1. the front end, workers stopped
-        api = start("api", [*CLI, "api", "--port", str(api_port)], env)
-        procs.append(api)
-        wait_http(api_port, "/metrics")
-        with MemorySampler([api]):
-            post_all(api_port, front[:20], 1000, 4)  # warm-up
-            front_load = post_all(api_port, front, 1000, 4)
-        api_peak_front = api.peak_rss_mb
-        log(f"front end: {front_load.records_per_s:,.0f} records/s, p99 {front_load.percentile(0.99):.1f} ms")
-        results["front_end"] = {
-            "records_per_s": round(front_load.records_per_s), "mb_per_s": round(front_load.megabytes / front_load.seconds, 1),
-            "p50_ms": round(front_load.percentile(0.5), 1), "p99_ms": round(front_load.percentile(0.99), 1),
-            "errors": front_load.errors, "api_peak_rss_mb": round(api_peak_front)}
+        # 1. the front end, workers stopped: with 2 API processes (API_PROCESSES) and with 1,
+        # alternated; the last API (1 process) stays for the later steps
+        runs: dict[int, list[dict]] = {2: [], 1: []}
+        rounds = 1 if args.quick else 3
+        for round_ in range(rounds):
+            for count in runs:
+                api = start(f"api{count}", [*CLI, "api", "--port", str(api_port), "--processes", str(count)], env)
+                procs.append(api)
+                wait_http(api_port, "/metrics")
+                runs[count].append(front_end(api, api_port, front, redis))
+                if count > 1 or round_ < rounds - 1:
+                    api.stop()
+        results["front_end_2_processes"], results["front_end"] = median_run(runs[2]), median_run(runs[1])
+        results["front_end"]["ratio_2_processes_to_1"] = round(
+            results["front_end_2_processes"]["records_per_s"] / results["front_end"]["records_per_s"], 2)
         results["ceiling"] = {"records_per_s": round(ceiling_load.records_per_s),
                               "p99_ms": round(ceiling_load.percentile(0.99), 1),
-                              "ratio_front_end_to_ceiling": round(front_load.records_per_s / ceiling_load.records_per_s, 2)}
+                              "ratio_front_end_to_ceiling": round(results["front_end"]["records_per_s"]
+                                                                  / ceiling_load.records_per_s, 2)}
 
         # 1a. the Loki push (JSON and protobuf) of the same records, alternated with POST /write
         with MemorySampler([api]):
@@ -342,6 +345,55 @@ def main() -> None:
     name = "front-only.json" if args.front_only else "latest.json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
+
+
+def api_pids(api: Proc) -> list[int]:
+    """The API's processes: the one, or the supervisor's forked children (API_PROCESSES > 1)."""
+    pid = api.popen.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children] or [pid]
+
+
+def redis_cpu_seconds(redis) -> float:
+    cpu = redis.info("cpu")
+    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+
+def front_end(api: Proc, port: int, payloads: list[bytes], redis) -> dict:
+    """POST every payload once to the API (4 clients, workers stopped): the rate, the latency,
+    and the CPU spent per 1,000 records by the API's processes (in all and each), by Redis, and by
+    this load generator (the 2 cores' whole budget: what is left for a second API process)."""
+    with MemorySampler([api]):
+        post_all(port, payloads[:20], 1000, 4)  # warm-up
+        pids = api_pids(api)
+        before = {pid: cpu_seconds(pid) for pid in pids}
+        redis_before, client_before = redis_cpu_seconds(redis), time.process_time()
+        load = post_all(port, payloads, 1000, 4)
+        thousands = load.records / 1000
+        cpu_ms = [(cpu_seconds(pid) - before[pid]) / thousands * 1000 for pid in pids]
+        redis_ms = (redis_cpu_seconds(redis) - redis_before) / thousands * 1000
+        client_ms = (time.process_time() - client_before) / thousands * 1000
+    log(f"front end, {len(pids)} API process(es): {load.records_per_s:,.0f} records/s, p99 "
+        f"{load.percentile(0.99):.1f} ms, API CPU per 1,000 records {sum(cpu_ms):.2f} ms "
+        f"({' + '.join(f'{ms:.2f}' for ms in cpu_ms)}), Redis {redis_ms:.2f} ms, load generator {client_ms:.2f} ms")
+    return {"processes": len(pids), "records_per_s": round(load.records_per_s),
+            "mb_per_s": round(load.megabytes / load.seconds, 1),
+            "p50_ms": round(load.percentile(0.5), 1), "p99_ms": round(load.percentile(0.99), 1),
+            "errors": load.errors,
+            # sampled from the process started: with several, that is the supervisor, not an API process
+            "api_peak_rss_mb": round(api.peak_rss_mb) if len(pids) == 1 else None,
+            "api_cpu_ms_per_1000_records": round(sum(cpu_ms), 2),
+            "api_cpu_ms_per_1000_records_by_process": [round(ms, 2) for ms in cpu_ms],
+            "redis_cpu_ms_per_1000_records": round(redis_ms, 2), "load_generator_cpu_ms_per_1000_records": round(client_ms, 2),
+            "cores_busy": round((sum(cpu_ms) + redis_ms + client_ms) * thousands / load.seconds / 1000, 2)}
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median rate, with the range of the rates and of the API's CPU per 1,000 records."""
+    ordered = sorted(runs, key=lambda run: run["records_per_s"])
+    cpu = sorted(run["api_cpu_ms_per_1000_records"] for run in runs)
+    return {**ordered[len(ordered) // 2], "runs": len(runs), "min": ordered[0]["records_per_s"],
+            "max": ordered[-1]["records_per_s"], "api_cpu_ms_per_1000_records_range": [cpu[0], cpu[-1]]}
 
 
 def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: int) -> dict:
@@ -510,8 +562,17 @@ def big_query(port: int, store: CassandraStore, settings: Settings, api: Proc, r
 def print_table(r: dict) -> None:
     fe, ce, q = r.get("front_end", {}), r.get("ceiling", {}), r.get("query", {})
     rows = [
-        ("front end accept rate (1 API process, workers stopped)",
-         f"{fe.get('records_per_s', 0):,} rec/s, {fe.get('mb_per_s')} MB/s, p50 {fe.get('p50_ms')} ms, p99 {fe.get('p99_ms')} ms"),
+        (f"front end accept rate ({v['processes']} API process(es), workers stopped)",
+         f"{v.get('records_per_s', 0):,} rec/s ({v['min']:,}-{v['max']:,}, median of {v['runs']}), {v.get('mb_per_s')} MB/s, "
+         f"p50 {v.get('p50_ms')} ms, p99 {v.get('p99_ms')} ms, "
+         f"API CPU {v['api_cpu_ms_per_1000_records']} ms per 1,000 records "
+         f"({' + '.join(map(str, v['api_cpu_ms_per_1000_records_by_process']))}; all runs "
+         f"{v['api_cpu_ms_per_1000_records_range'][0]}-{v['api_cpu_ms_per_1000_records_range'][1]}), Redis "
+         f"{v['redis_cpu_ms_per_1000_records']} ms, load generator {v['load_generator_cpu_ms_per_1000_records']} ms: "
+         f"{v['cores_busy']} cores busy")
+        for v in (r[key] for key in ("front_end_2_processes", "front_end") if key in r)
+    ] + [
+        ("front end, 2 API processes against 1", f"{fe.get('ratio_2_processes_to_1')}x"),
         ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
     ]
     for name, v in r.get("loki_push", {}).items():

@@ -61,7 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings)
     for env_name in example_secrets(settings):
         logging.getLogger("cli").warning("event=example_secret_in_use setting=%s", env_name)
-    if args.command == "api":
+    if args.command == "api" and settings.api_processes > 1:
+        # Imported before anything imports prometheus_client: it sets up the metrics' multiprocess mode.
+        from api.supervisor import run_supervised
+
+        run_supervised(settings)
+    elif args.command == "api":
         from api.server import run_api
 
         run_api(settings)

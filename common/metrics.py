@@ -1,4 +1,11 @@
-"""Prometheus metrics of the API and of a worker, each in a registry of its own (no globals)."""
+"""Prometheus metrics of the API and of a worker, each in a registry of its own (no globals).
+
+With several API processes (API_PROCESSES > 1, api/supervisor.py) each process writes its values to
+files in the supervisor's PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, chosen
+when prometheus_client is first imported) and /metrics, whichever process answers, sums the files
+of every process that ever ran in this start: counters and histograms keep the counts of a process
+that died. Each gauge says how its processes' values combine (`multiprocess_mode`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from common.queue import QueueStatus, QueueUnavailable
@@ -52,26 +60,34 @@ class QueueCollector(Collector):
 
 
 class ApiMetrics:
-    def __init__(self, read_queue_status: Callable[[], QueueStatus] | None = None):
+    """The API's metrics. `registry` is what /metrics exposes: this process's own metrics, or, with
+    `multiprocess_dir`, those of every API process of this start, read from that folder's files."""
+
+    def __init__(self, read_queue_status: Callable[[], QueueStatus] | None = None,
+                 multiprocess_dir: str | None = None):
         self.registry = CollectorRegistry()
+        # Multiprocess: this process's values go to files only; exposing them from the registry as
+        # well would count them twice.
+        own = None if multiprocess_dir else self.registry
+        if multiprocess_dir:
+            MultiProcessCollector(self.registry, path=multiprocess_dir)
         self.requests = Counter(
-            "logserver_http_requests", "HTTP requests served", ["method", "path", "status"],
-            registry=self.registry,
+            "logserver_http_requests", "HTTP requests served", ["method", "path", "status"], registry=own,
         )
         self.latency = Histogram(
             "logserver_http_request_duration_seconds", "HTTP request latency", ["method", "path"],
-            buckets=_LATENCY_BUCKETS, registry=self.registry,
+            buckets=_LATENCY_BUCKETS, registry=own,
         )
-        self.records_accepted = Counter(
-            "logserver_records_accepted", "Records validated and queued", registry=self.registry
+        # The sum over the live processes: a dead process's requests are no longer in flight.
+        self.in_flight = Gauge(
+            "logserver_http_requests_in_flight", "Requests whose answer is being built (summed over the live API processes)",
+            registry=own, multiprocess_mode="livesum",
         )
-        self.records_rejected = Counter(
-            "logserver_records_rejected", "Records refused by validation", registry=self.registry
-        )
-        self.lines_truncated = Counter(
-            "logserver_lines_truncated", "Log lines cut to MAX_LINE_BYTES", registry=self.registry
-        )
+        self.records_accepted = Counter("logserver_records_accepted", "Records validated and queued", registry=own)
+        self.records_rejected = Counter("logserver_records_rejected", "Records refused by validation", registry=own)
+        self.lines_truncated = Counter("logserver_lines_truncated", "Log lines cut to MAX_LINE_BYTES", registry=own)
         if read_queue_status is not None:
+            # Read from Redis by the process that answers the scrape: one value, no files.
             self.registry.register(QueueCollector(read_queue_status))
 
     def observe_request(self, method: str, path: str, status: str, seconds: float) -> None:

@@ -29,7 +29,9 @@ import msgspec
 import redis
 import zstandard
 from redis.backoff import NoBackoff
+from redis.connection import parse_url
 from redis.retry import Retry as RedisRetry
+from redis.sentinel import Sentinel
 from rq import Queue, Retry, Worker
 from rq.exceptions import DeserializationError
 from rq.intermediate_queue import IntermediateQueue
@@ -122,15 +124,20 @@ def decode_payload(data: bytes) -> QueuedBatch:
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    """A client whose every call is bounded by the configured timeout (no silent retries)."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        password=settings.redis_password or None,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
-        retry=RedisRetry(NoBackoff(), 0),
-        health_check_interval=30,
-    )
+    """A client whose every call is bounded by the configured timeout (no silent retries). With
+    REDIS_SENTINELS, a client of the primary the Sentinels name: after a failover its next
+    connection asks them again, so it follows the promoted replica by itself."""
+    bounds = {"socket_timeout": settings.redis_timeout_seconds,
+              "socket_connect_timeout": settings.redis_timeout_seconds,
+              "retry": RedisRetry(NoBackoff(), 0), "health_check_interval": 30}
+    if not settings.redis_sentinels:
+        return redis.Redis.from_url(settings.redis_url, password=settings.redis_password or None, **bounds)
+    from_url = parse_url(settings.redis_url)
+    sentinels = Sentinel(list(settings.redis_sentinels), socket_timeout=settings.redis_timeout_seconds,
+                         socket_connect_timeout=settings.redis_timeout_seconds,
+                         sentinel_kwargs={"password": settings.redis_sentinel_password or None})
+    return sentinels.master_for(settings.redis_sentinel_master, db=from_url.get("db", 0),
+                                password=from_url.get("password") or settings.redis_password or None, **bounds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,9 +181,24 @@ class BatchQueue:
                 pipe.llen(self.rq_queue.key)
                 length = pipe.execute()[-1]
             self._known_length = (length, self._monotonic())
+            self._wait_for_replicas()
             return job_id
         except redis.RedisError as error:
             raise QueueUnavailable(describe_redis_error(error)) from error
+
+    def _wait_for_replicas(self) -> None:
+        """With REDIS_WAIT_REPLICAS, the batch is acknowledged only once that many replicas hold it:
+        Redis replicates asynchronously, and a failover to a replica without it would lose it. A
+        batch not confirmed in time stays queued but unacknowledged (503): the client sends it again,
+        and the second copy is stored under the same keys (README, identity rule)."""
+        wanted = self._settings.redis_wait_replicas
+        if not wanted:
+            return
+        timeout_ms = int(self._settings.redis_timeout_seconds * 500)  # half the socket's timeout
+        confirmed = self._redis.wait(wanted, timeout_ms)
+        if confirmed < wanted:
+            raise QueueUnavailable(f"Redis: {confirmed} of the {wanted} replica(s) REDIS_WAIT_REPLICAS asks for "
+                                   f"confirmed the batch within {timeout_ms} ms")
 
     def _refuse_above_high_water_mark(self) -> None:
         length, read_at = self._known_length

@@ -35,6 +35,7 @@ class Settings:
     ip: str = "0.0.0.0"
     port: int = 8080
     api_threads: int = 8
+    api_processes: int = 1
     max_body_bytes: int = 16 * 1024 * 1024
     max_line_bytes: int = 256 * 1024
     fluent_bit_date_key: str = "date"
@@ -61,6 +62,10 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: str = dataclasses.field(default="", repr=False)
     redis_timeout_seconds: float = 1.0
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = "logserver"
+    redis_sentinel_password: str = dataclasses.field(default="", repr=False)
+    redis_wait_replicas: int = 0
     queue_name: str = "kube-insight-logs"
     queue_high_water_mark: int = 5000
     retry_after_seconds: int = 5
@@ -214,6 +219,18 @@ def _intervals(text: str) -> tuple[int, ...]:
     return values
 
 
+def _sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    addresses = []
+    for part in (part.strip() for part in text.split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"expected comma-separated host:port pairs such as 127.0.0.1:26379, got {part!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
 def _hosts(text: str) -> tuple[str, ...]:
     hosts = tuple(part.strip() for part in text.split(",") if part.strip())
     if not hosts:
@@ -237,6 +254,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("port", "--port", "PORT", _int(1, 65535), "HTTP port to listen on", "api"),
     Option("api_threads", "--api-threads", "API_THREADS", _int(2, 256),
            "waitress worker threads; reads (GET /query, /tail, discovery) may hold at most half of them", "api"),
+    Option("api_processes", "--processes", "API_PROCESSES", _int(1, 64),
+           "API processes serving the one port (each with API_THREADS threads); above 1 a supervisor owns the "
+           "socket and replaces a child that dies", "api"),
     Option("max_body_bytes", "--max-body-bytes", "MAX_BODY_BYTES", _int(1024),
            "largest POST /write body accepted, and largest a gzip body may inflate to; larger get 413",
            "api"),
@@ -291,6 +311,16 @@ OPTIONS: tuple[Option, ...] = (
            "password Redis requires (its requirepass; one in REDIS_URL wins; empty: none)", secret=True),
     Option("redis_timeout_seconds", "--redis-timeout-seconds", "REDIS_TIMEOUT_SECONDS", _positive_float,
            "bound on every Redis call (connect and command)"),
+    Option("redis_sentinels", "--redis-sentinels", "REDIS_SENTINELS", _sentinels,
+           "comma-separated host:port of Redis Sentinels: the primary is asked of them (and followed after a "
+           "failover) instead of REDIS_URL's host; REDIS_URL still gives the database number (empty: no Sentinel)"),
+    Option("redis_sentinel_master", "--redis-sentinel-master", "REDIS_SENTINEL_MASTER", _text,
+           "the master name the Sentinels monitor (with REDIS_SENTINELS)"),
+    Option("redis_sentinel_password", "--redis-sentinel-password", "REDIS_SENTINEL_PASSWORD", _any_text,
+           "password the Sentinels themselves require (their requirepass; empty: none)", secret=True),
+    Option("redis_wait_replicas", "--redis-wait-replicas", "REDIS_WAIT_REPLICAS", _int(0, 16),
+           "replicas that must confirm a batch (Redis WAIT, within half of REDIS_TIMEOUT_SECONDS) before it is "
+           "acknowledged; else 503 (0: the primary's answer is enough)", "api"),
     Option("queue_name", "--queue-name", "QUEUE_NAME", _text, "RQ queue the batches go through"),
     Option("queue_high_water_mark", "--queue-high-water-mark", "QUEUE_HIGH_WATER_MARK", _int(1),
            "queued batches above which POST /write answers 503 + Retry-After", "api"),

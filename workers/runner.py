@@ -26,12 +26,9 @@ with the schema (StoreConfigError) stop the worker, the batch untouched.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import functools
 import logging
 import os
-import signal
 import threading
 import time
 
@@ -44,6 +41,7 @@ from rq.utils import as_text, current_timestamp
 from rq.worker import SimpleWorker
 
 from common.metrics import WorkerMetrics
+from common.parent_death import signal_when_parent_dies
 from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
 from common.redis_keys import orphan_scan_lock_key
 from common.settings import Settings
@@ -350,13 +348,9 @@ def _tie_forked_children_to(metrics_server) -> None:
     def in_child() -> None:
         if metrics_server is not None:
             metrics_server.socket.close()
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        signal_when_parent_dies()
 
     os.register_at_fork(after_in_child=in_child)
-
-
-_PR_SET_PDEATHSIG = 1  # Linux prctl: signal the child when its parent dies
 
 
 def run_worker(settings: Settings) -> None:

@@ -40,6 +40,12 @@ def kill(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
+def kill_pid(pid: int) -> None:
+    """SIGKILL a process this test did not start (e.g. an API process of the supervisor)."""
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not exists(pid), timeout=10, what=f"process {pid} to die")
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -90,3 +96,19 @@ def metric(port: int, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise KeyError(f"no sample {name} on port {port}")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid`, zombies left out (Linux: /proc/<pid>/task/<pid>/children)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    listed = [int(child) for child in path.read_text().split()] if path.exists() else []
+    return [child for child in listed if exists(child)]
+
+
+def exists(pid: int) -> bool:
+    """Whether `pid` is a live process (not gone, not a zombie)."""
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except FileNotFoundError:
+        return False

@@ -15,6 +15,10 @@ BAD_VALUES = {
     "ip": "   ",
     "port": "65536",
     "api_threads": "1",
+    "api_processes": "0",
+    "redis_sentinels": "127.0.0.1",
+    "redis_sentinel_master": " ",
+    "redis_wait_replicas": "-1",
     "max_body_bytes": "1023",
     "max_line_bytes": "63",
     "fluent_bit_date_key": "  ",
@@ -57,7 +61,7 @@ BAD_VALUES = {
     "maintenance_interval_seconds": "4",
     "log_level": "VERBOSE",
 }
-FREE_TEXT = {"ingest_token", "query_token", "redis_password", "cassandra_username", "cassandra_password"}
+FREE_TEXT = {"ingest_token", "query_token", "redis_password", "redis_sentinel_password", "cassandra_username", "cassandra_password"}
 VALIDATED = [o for o in OPTIONS if o.field not in FREE_TEXT]
 
 
@@ -349,3 +353,17 @@ def test_network_topology_replication_map_lists_every_data_center():
     settings = build_settings(env={"CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy",
                                    "CASSANDRA_REPLICATION_FACTORS": '{"dc1": 3, "dc2": 2}'})
     assert settings.replication_map() == {"class": "NetworkTopologyStrategy", "dc1": 3, "dc2": 2}
+
+
+def test_redis_sentinels_are_host_port_pairs():
+    settings = build_settings(env={"REDIS_SENTINELS": "127.0.0.1:26380, redis-sentinel.ns:26379"})
+    assert settings.redis_sentinels == (("127.0.0.1", 26380), ("redis-sentinel.ns", 26379))
+
+
+def test_sentinel_password_goes_to_the_sentinels_and_the_redis_password_to_the_primary():
+    settings = build_settings(env={"REDIS_SENTINELS": "127.0.0.1:26380", "REDIS_SENTINEL_PASSWORD": "s3ntinel",
+                                   "REDIS_PASSWORD": "r3dis"})
+    client = connect_redis(settings)
+    (sentinel,) = client.connection_pool.sentinel_manager.sentinels
+    assert sentinel.connection_pool.connection_kwargs["password"] == "s3ntinel"
+    assert client.connection_pool.connection_kwargs["password"] == "r3dis"
