@@ -24,6 +24,7 @@ import hashlib
 import heapq
 import itertools
 import operator
+import threading
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
@@ -58,10 +59,18 @@ class _Columns(msgspec.Struct, array_like=True):
     meta_of: list[int]
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(_Columns)
-_compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
+class _Codec(threading.local):
+    """A thread's own (de)compressors and msgpack coders: a zstandard context must never be used
+    by two threads at once (the API reads from many; sharing one corrupted its output)."""
+
+    def __init__(self) -> None:
+        self.encoder = msgspec.msgpack.Encoder()
+        self.decoder = msgspec.msgpack.Decoder(_Columns)
+        self.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_codec = _Codec()
 
 
 class Block(NamedTuple):
@@ -159,7 +168,7 @@ def encode_block(ts: list[int], ids: list[int], logs: list[str], streams: list, 
     first = ts[0]
     deltas = list(map(operator.sub, ts, itertools.chain((first,), ts)))
     columns = _Columns(FORMAT_VERSION, first, deltas, ids, logs, streams, list(metas), meta_of)
-    data = _compressor.compress(_encoder.encode(columns))
+    data = _codec.compressor.compress(_codec.encoder.encode(columns))
     identity = array("q", ts).tobytes() + array("q", ids).tobytes()
     block_id = int.from_bytes(hashlib.blake2b(identity, digest_size=8).digest(), "big") >> 1
     return Block(first, block_id, ts[-1], len(ts), data)
@@ -175,7 +184,7 @@ class DecodedBlock(NamedTuple):
 
 
 def decode_block(data: bytes) -> DecodedBlock:
-    columns = _decoder.decode(_decompressor.decompress(data))
+    columns = _codec.decoder.decode(_codec.decompressor.decompress(data))
     if columns.version != FORMAT_VERSION:
         raise ValueError(f"block format {columns.version} is not {FORMAT_VERSION}")
     ts = list(itertools.accumulate(columns.ts_deltas, initial=columns.first_ts))[1:]

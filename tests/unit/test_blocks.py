@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -108,6 +110,14 @@ def test_a_batch_re_sent_cut_three_ways_reads_each_line_once():
               *(block for start in range(0, 40, 7) for block in cut_blocks(partition_lines(lines[start:start + 7])))]
     assert read(blocks) == lines
     assert read(blocks, backward=True) == lines[::-1]
+
+
+def test_threads_decoding_blocks_at_once_each_get_their_own_lines():
+    blocks = [cut_blocks(partition_lines([(NOON_NS + i, i, f"thread {t} line {i}") for i in range(2000)]))[0]
+              for t in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        decoded = list(pool.map(lambda block: [decode_block(block.data).logs for _ in range(20)], blocks))
+    assert all(logs == [[f"thread {t} line {i}" for i in range(2000)]] * 20 for t, logs in enumerate(decoded))
 
 
 def test_lines_group_by_partition_with_their_metadata_once():
