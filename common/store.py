@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import math
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -142,6 +143,9 @@ class CassandraStore:
             # The driver's default (up to 600 s between attempts, giving up after 64) left a worker
             # idle for over a minute after Cassandra came back from a one-minute outage.
             reconnection_policy=ExponentialReconnectionPolicy(1.0, RECONNECT_MAX_DELAY_SECONDS, max_attempts=None),
+            # Without TCP_NODELAY, a request past a few kB (a block, a 40 KiB batch) waited ~40 ms
+            # for the server's delayed ACK before its last segment left (Nagle): bench/README.
+            sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             **_libev_if_available(),
         )
         self._cluster = cluster
