@@ -7,7 +7,7 @@ For each layout, a keyspace and queue of its own, one API and one worker started
   is drained (pushed -> readable), and the worker's CPU time (user + system) per 1,000 lines;
 - bare writer: the same lines straight into CassandraStore.write, 10,000 at a time, no queue;
 - GET /query of 10,000 lines of one container (written in 1,000-line batches, as a worker would),
-  p50 and p99 of 30;
+  p50 and p99 of 30; and 100,000 lines streamed as NDJSON, with the API's RSS growth (bench/run.py's);
 - bytes on disk per line of the log table after `nodetool flush` and `nodetool compact`
   (the SSTables' Data/Index/... files in the node's data directory).
 Rounds alternate the layouts' order; each figure is the median of its rounds.
@@ -126,10 +126,13 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
         bare_rate = len(bare) / (time.perf_counter() - started)
 
         p50, p99 = query_10k(run_mod, api_port, store)
+        streamed = run_mod.big_query(api_port, store, settings, api)["ndjson_streamed"]
         figures = {"e2e_lines_per_s": lines / elapsed, "worker_cpu_ms_per_1k_lines": worker_cpu * 1000 / (lines / 1000),
-                   "bare_writer_lines_per_s": bare_rate, "query_10k_p50_ms": p50, "query_10k_p99_ms": p99}
+                   "bare_writer_lines_per_s": bare_rate, "query_10k_p50_ms": p50, "query_10k_p99_ms": p99,
+                   "query_100k_ndjson_lines_per_s": streamed["rows_per_s"],
+                   "query_100k_ndjson_api_rss_growth_mb": streamed["api_rss_growth_mb"]}
         if node is not None:
-            stored = 5_000 + 2 * lines + 10_000  # warm-up, end to end, bare writer, query
+            stored = 5_000 + 2 * lines + 10_000 + 100_000  # warm-up, end to end, bare writer, queries
             table = BLOCK_TABLE if layout == "blocks" else LOG_TABLE
             figures["disk_bytes_per_line"] = node.table_bytes(settings.cassandra_keyspace, table) / stored
         return figures

@@ -579,7 +579,8 @@ def print_table(r: dict) -> None:
             rows.append((f"layout {layout} (median of {v['rounds']})",
                          f"end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU {v['worker_cpu_ms_per_1k_lines']} "
                          f"ms/1k lines, bare writer {v['bare_writer_lines_per_s']:,.0f} lines/s, 10k query p50 "
-                         f"{v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, disk "
+                         f"{v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, 100k NDJSON "
+                         f"{v['query_100k_ndjson_lines_per_s']:,.0f} lines/s API RSS +{v['query_100k_ndjson_api_rss_growth_mb']} MB, disk "
                          f"{v.get('disk_bytes_per_line', 'n/a')} B/line"))
     if loki := r.get("layouts", {}).get("loki"):
         rows.append(("Loki, same corpus (1 run)",
