@@ -1,6 +1,7 @@
 """The benchmark: every comparison in one run against the local stack (loopback only, bounded).
 
     make bench            # or: .venv/bin/python bench/run.py [--quick]
+    .venv/bin/python bench/run.py --layouts    # only the rows/blocks layouts comparison (bench/layouts.py)
 
 Needs Redis and Cassandra from `make up`; starts its own API, workers and ceiling app on spare
 ports with a queue and keyspace of its own, and drops them afterwards. Prints a table and writes
@@ -26,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.layouts import Node, layouts_comparison  # noqa: E402
+from bench.loki_compare import loki_figures  # noqa: E402
 from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
@@ -226,7 +229,23 @@ def main() -> None:
     parser.add_argument("--api-port", type=int, default=API_PORT, help="the bench's own API (default %(default)s)")
     parser.add_argument("--ceiling-port", type=int, default=CEILING_PORT,
                         help="the ceiling app (default %(default)s)")
+    parser.add_argument("--layouts", action="store_true",
+                        help="only the storage layouts (CASSANDRA_LAYOUT=rows|blocks) against each other")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the layouts comparison (default %(default)s)")
+    parser.add_argument("--cassandra-lib", type=Path, default=ROOT / ".cassandra" / "lib",
+                        help="the node's jars, for nodetool (scripts/cassandra.sh's; default %(default)s)")
+    parser.add_argument("--cassandra-data", type=Path, default=ROOT / ".run" / "cassandra" / "data",
+                        help="the node's data directory, for bytes on disk (default %(default)s)")
+    parser.add_argument("--loki-url", help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same "
+                        "corpus with the layouts (bench/loki_compare.py)")
+    parser.add_argument("--loki-data", type=Path, help="that Loki's data directory, for bytes on disk")
     args = parser.parse_args()
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    if args.layouts:
+        results = {"machine": machine(), "layouts": compare_layouts(args)}
+        (ROOT / "bench" / "results" / "layouts.json").write_text(json.dumps(results, indent=2))
+        print_table(results)
+        return
     api_port, ceiling_port = args.api_port, args.ceiling_port
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
@@ -241,7 +260,7 @@ def main() -> None:
     queue = BatchQueue(redis, settings)
     store = CassandraStore(settings)
     store.connect()  # creates the keyspace before any process races to
-    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"}
+    results: dict = {"machine": machine()}
     procs: list[Proc] = []
     try:
         log(f"generating {front_batches} + 2x{e2e_batches} batches of 1,000 records")
@@ -342,6 +361,8 @@ def main() -> None:
             if proc.popen.poll() is None:
                 proc.stop()
         clean_up(settings, store, queue, redis)
+    if not args.front_only:
+        results["layouts"] = compare_layouts(args)
     name = "front-only.json" if args.front_only else "latest.json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
@@ -394,6 +415,24 @@ def median_run(runs: list[dict]) -> dict:
     cpu = sorted(run["api_cpu_ms_per_1000_records"] for run in runs)
     return {**ordered[len(ordered) // 2], "runs": len(runs), "min": ordered[0]["records_per_s"],
             "max": ordered[-1]["records_per_s"], "api_cpu_ms_per_1000_records_range": [cpu[0], cpu[-1]]}
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
+
+
+def compare_layouts(args) -> dict:
+    node = Node(args.cassandra_lib, args.cassandra_data) if args.cassandra_lib.is_dir() else None
+    if node is None:
+        log(f"no Cassandra jars in {args.cassandra_lib}: bytes on disk not measured")
+    out = layouts_comparison(sys.modules[__name__], quick=args.quick, rounds=args.rounds, api_port=args.api_port,
+                             node=node)
+    if args.loki_url:
+        log(f"Loki at {args.loki_url}: the same corpus")
+        out["loki"] = loki = loki_figures(sys.modules[__name__], args.loki_url, args.loki_data, 20 if args.quick else 100)
+        log(f"Loki: end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
+            f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line")
+    return out
 
 
 def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: int) -> dict:
@@ -574,7 +613,7 @@ def print_table(r: dict) -> None:
     ] + [
         ("front end, 2 API processes against 1", f"{fe.get('ratio_2_processes_to_1')}x"),
         ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
-    ]
+    ] if fe else []
     for name, v in r.get("loki_push", {}).items():
         what = {"write": "POST /write", "loki_json": "Loki push, JSON (fluent-bit)",
                 "loki_protobuf": "Loki push, snappy protobuf (Promtail, Alloy)"}[name]
@@ -596,6 +635,20 @@ def print_table(r: dict) -> None:
         rows.append((f"GET /query 100k rows, {name.replace('_', ' ')}",
                      f"{v['rows']:,} rows in {v['seconds']} s ({v['rows_per_s']:,} rows/s), first byte "
                      f"{v['first_byte_ms']} ms, API RSS +{v['api_rss_growth_mb']} MB"))
+    for layout in ("rows", "blocks"):
+        if v := r.get("layouts", {}).get(layout):
+            rows.append((f"layout {layout} (median of {v['rounds']})",
+                         f"end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU {v['worker_cpu_ms_per_1k_lines']} "
+                         f"ms/1k lines, bare writer {v['bare_writer_lines_per_s']:,.0f} lines/s, 10k query p50 "
+                         f"{v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, 100k NDJSON "
+                         f"{v['query_100k_ndjson_lines_per_s']:,.0f} lines/s API RSS +{v['query_100k_ndjson_api_rss_growth_mb']} MB, disk "
+                         f"{v.get('disk_bytes_per_line', 'n/a')} B/line"))
+    if loki := r.get("layouts", {}).get("loki"):
+        rows.append(("Loki, same corpus (1 run)",
+                     f"end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
+                     f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line"))
+    if ratio := r.get("layouts", {}).get("ratio_blocks_to_rows"):
+        rows.append(("layout blocks / rows", ", ".join(f"{name} {value}x" for name, value in ratio.items())))
     if m := r.get("memory"):
         rows.append(("peak RSS", f"API {m['api_peak_rss_mb']} MB, worker {m['worker_peak_rss_mb']} MB"))
     elif fe:

@@ -20,6 +20,7 @@ from typing import Any
 EXAMPLE_SECRET_MARK = "change-me"
 REPLICATION_STRATEGIES = ("SimpleStrategy", "NetworkTopologyStrategy")
 WRITE_MODES = ("batch", "concurrent")
+LAYOUTS = ("rows", "blocks")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RECORD_KEYS = ("kubernetes", "log", "stream", "time")  # fixed keys of a fluent-bit record
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ALL")
@@ -81,6 +82,7 @@ class Settings:
     cassandra_bucket_seconds: int = 3600
     cassandra_ttl_seconds: int = 0
     cassandra_timeout_seconds: float = 10.0
+    cassandra_layout: str = "rows"
     cassandra_write_mode: str = "batch"
     cassandra_write_concurrency: int = 64
     cassandra_username: str = ""
@@ -345,6 +347,10 @@ OPTIONS: tuple[Option, ...] = (
            "default TTL of log rows (0: keep forever); a change is applied to the existing tables at start"),
     Option("cassandra_timeout_seconds", "--cassandra-timeout-seconds", "CASSANDRA_TIMEOUT_SECONDS",
            _positive_float, "client-side timeout of one Cassandra request"),
+    Option("cassandra_layout", "--cassandra-layout", "CASSANDRA_LAYOUT", _choice(LAYOUTS),
+           "how workers store lines: 'rows' (a row per line) or 'blocks' (zstd-compressed blocks of one "
+           "container's lines, a row per block); reads always cover both, so a switch is safe either way",
+           "worker"),
     Option("cassandra_write_mode", "--cassandra-write-mode", "CASSANDRA_WRITE_MODE", _choice(WRITE_MODES),
            "'batch' (single-partition unlogged batches under 40 KiB; ~5x faster here) or 'concurrent' (one INSERT per row)",
            "worker"),

@@ -24,6 +24,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
         "CASSANDRA_PORT": str(settings.cassandra_port),
         "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
         "CASSANDRA_CONSISTENCY": settings.cassandra_consistency,
+        "CASSANDRA_LAYOUT": settings.cassandra_layout,
         "WORKER_METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
         **extra,

@@ -52,6 +52,7 @@ BAD_VALUES = {
     "cassandra_bucket_seconds": "59",
     "cassandra_ttl_seconds": "-1",
     "cassandra_timeout_seconds": "-1",
+    "cassandra_layout": "columns",
     "cassandra_write_mode": "sync",
     "cassandra_write_concurrency": "0",
     "worker_metrics_port": "-1",
