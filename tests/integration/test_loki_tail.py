@@ -16,6 +16,9 @@ import urllib.parse
 
 import pytest
 import websocket
+import wsproto
+import wsproto.connection
+import wsproto.events
 
 from api.app import create_app
 from api.server import create_server
@@ -54,11 +57,15 @@ def open_server(integration_settings, real_store):
 
 
 @pytest.fixture(scope="module")
-def guarded_server(integration_settings, real_store):
+def guarded_settings(integration_settings):
     """A query token, one tenant, two API threads (so one read slot) and a short stall cut."""
-    settings = with_changes(integration_settings, queue_name=unique("loki-tail-guarded"), tail_poll_seconds=0.2,
-                            query_token=TOKEN, tenant_id=TENANT, api_threads=2, reader_stall_seconds=1.0)
-    with running(serve(settings, real_store)) as url:
+    return with_changes(integration_settings, queue_name=unique("loki-tail-guarded"), tail_poll_seconds=0.2,
+                        query_token=TOKEN, tenant_id=TENANT, api_threads=2, reader_stall_seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def guarded_server(guarded_settings, real_store):
+    with running(serve(guarded_settings, real_store)) as url:
         yield url
 
 
@@ -219,9 +226,10 @@ def test_the_client_closing_gets_the_close_answered(open_server):
     ws.shutdown()
 
 
-def test_logclis_exact_handshake_is_answered_with_101_and_frames(guarded_server):
-    """The bytes `logcli query --tail` (3.7.6) sent, captured: basic auth, X-Scope-Orgid, its query
-    string. Only `start` is made recent (it was a fixed time when captured)."""
+def test_logclis_exact_handshake_is_answered_with_101_and_frames(guarded_server, guarded_settings, real_store):
+    """The bytes `logcli query --tail` (3.7.6) sent (tests/data/logcli/README.md): basic auth, X-Scope-Orgid,
+    its query string `{namespace="demo"} |= "x"`. Only `start` is made recent (it was a fixed time when
+    captured). A line pushed afterwards comes back in a text frame, read with wsproto as a client."""
     captured = (DATA_DIR / "logcli" / "tail-handshake.http").read_bytes()
     start = str(now_ns() - 60 * NS_PER_SECOND).encode()
     request = re.sub(rb"start=\d+", b"start=" + start, captured)
@@ -238,9 +246,25 @@ def test_logclis_exact_handshake_is_answered_with_101_and_frames(guarded_server)
         key = re.search(rb"Sec-WebSocket-Key: (\S+)", captured).group(1)
         accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()  # RFC 6455
         assert headers["sec-websocket-accept"] == accept and headers["upgrade"].lower() == "websocket"
-        while len(rest) < 2:
-            rest += sock.recv(65536)
-        assert rest[0] == 0x89  # FIN + ping: the quiet tail's first heartbeat, a WebSocket frame
+
+        line = f"x marks {unique('replay')}"
+        basic = re.search(rb"Authorization: (Basic \S+)", captured).group(1).decode()
+        push(guarded_server, [{"stream": {"namespace": "demo", "pod": "p", "container": "c"},
+                               "values": [[str(now_ns()), line]]}], {"Authorization": basic, "X-Scope-OrgID": TENANT})
+        build_pipeline(guarded_settings, real_store).drain()
+        client = wsproto.connection.Connection(wsproto.ConnectionType.CLIENT)
+        client.receive_data(rest)
+        received: list[str] = []
+        deadline = time.monotonic() + DEADLINE_SECONDS
+        while not any(line in text for text in received) and time.monotonic() < deadline:
+            for event in client.events():
+                if isinstance(event, wsproto.events.TextMessage):
+                    received.append(event.data)
+            else:
+                client.receive_data(sock.recv(65536))
+        frames = [json.loads(text) for text in received]
+        assert [value[1] for frame in frames for stream in frame["streams"] for value in stream["values"]
+                if value[1] == line] == [line]
 
 
 # --- refused before the upgrade ---

@@ -120,3 +120,26 @@ def test_a_body_whose_stream_fails_gives_its_slot_back_once_and_closes_its_sourc
         next(body)
     body.close()  # waitress closes it too
     assert released == [True] and closed == [True]
+
+
+@pytest.mark.parametrize("path, params, method, accept", [
+    ("/namespaces", {}, "namespaces_in_buckets", "application/json"),
+    ("/query", QUERY, "read_range", "application/x-ndjson"),
+    ("/loki/api/v1/series", {"match[]": '{namespace="x"}'}, "series_in_buckets", "application/json"),
+])
+def test_a_read_that_fails_with_a_bug_gives_its_slot_back(monkeypatch, path, params, method, accept):
+    h = harness(Settings(api_threads=2))  # one slot
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(h.store, method, broken)
+    for _ in range(2):
+        status, body = open_stream(h.client.app, path, params, accept)
+        try:
+            b"".join(body)
+        except RuntimeError:
+            pass  # a stream failing mid-body: waitress drops the connection
+        body.close()
+    monkeypatch.undo()
+    assert h.client.simulate_get("/query", params=QUERY).status_code == 200
