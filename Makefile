@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install lock up down status test test-unit test-integration test-faults bench soak
+.PHONY: install lock up down status cluster-up cluster-down test test-unit test-integration test-faults bench soak
 
 install:
 	scripts/install.sh
@@ -16,6 +16,13 @@ down:
 
 status:
 	scripts/stack.sh status
+
+# A local three-node Cassandra cluster on 127.0.0.1-3:9142, beside the single node (README, "Running as a cluster").
+cluster-up: install
+	scripts/cassandra-cluster.sh up
+
+cluster-down:
+	scripts/cassandra-cluster.sh down
 
 test: up
 	@echo "[test] unit, integration and fault tests against the stack started by make up"
