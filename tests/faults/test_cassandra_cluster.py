@@ -1,0 +1,129 @@
+"""Scenario: one node of a three-node cluster (replication factor 3) SIGKILLed under load, then restarted.
+
+Writes and reads are at LOCAL_QUORUM (2 of 3 replicas): with one node down ingest goes on, queries
+keep answering, and every acknowledged line is read back at LOCAL_QUORUM after the restart. That
+read does not rely on hints: a write acknowledged by 2 replicas and a read from 2 always share one.
+The cluster is the one `make cluster-up` runs (scripts/cassandra-cluster.sh), started here if down.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from common.queue import BatchQueue, connect_redis
+from common.store import CassandraStore, StoreUnavailable
+from tests.conftest import with_changes
+from tests.faults import processes
+from tests.faults.ledger import Ledger
+from tests.faults.load import BASE_NS, Senders
+from tests.integration.pipeline import unique
+from tests.integration.redis_server import free_port
+from tests.store_reads import stored_lines
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cassandra-cluster.sh"
+HOSTS, CQL_PORT = ("127.0.0.1", "127.0.0.2", "127.0.0.3"), 9142
+KILLED_NODE = 2  # not 127.0.0.1, the first contact point (see the report on the driver's control connection)
+OUTAGE_SECONDS = 30
+SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
+
+
+def cluster(command: str, *args: str, timeout: float = 360) -> str:
+    """Run scripts/cassandra-cluster.sh, printing its progress; fail the test if it fails."""
+    started = time.monotonic()
+    result = subprocess.run([str(SCRIPT), command, *args], env={**os.environ, "PYTHON": sys.executable},
+                            capture_output=True, text=True, timeout=timeout)
+    if command != "pid":
+        print(result.stdout, end="", flush=True)
+        print(f"[cluster test] cassandra-cluster.sh {command} took {time.monotonic() - started:.1f}s", flush=True)
+    if result.returncode != 0:
+        pytest.fail(f"cassandra-cluster.sh {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def cassandra_cluster():
+    """The three-node cluster, up; a cluster that cannot start fails the test, never skips it."""
+    cluster("up")
+    yield HOSTS
+
+
+@pytest.fixture
+def cluster_settings(integration_settings, cassandra_cluster):
+    return with_changes(
+        integration_settings, cassandra_hosts=cassandra_cluster, cassandra_port=CQL_PORT,
+        cassandra_keyspace=unique("kil_cluster").replace("-", "_"), queue_name=unique("cluster"),
+        cassandra_replication_strategy="NetworkTopologyStrategy",
+        cassandra_replication_factors={"datacenter1": 3},
+        cassandra_consistency="LOCAL_QUORUM", cassandra_local_dc="datacenter1",
+    )
+
+
+def test_one_node_killed_under_load_at_local_quorum_loses_nothing_and_queries_keep_answering(
+        cluster_settings, tmp_path):
+    settings = cluster_settings
+    store = CassandraStore(settings)
+    store.connect()  # the keyspace (RF 3) and tables exist before the worker and the API start
+    queue = BatchQueue(connect_redis(settings), settings)
+    port = free_port()
+    worker = processes.start("worker", settings, tmp_path / "worker.log")
+    api = processes.start_api(settings, tmp_path / "api.log", port)
+    namespace, ledger = unique("cluster"), Ledger()
+    senders = Senders(port, namespace, ledger, threads=SENDERS, batch_size=BATCH_SIZE, interval=INTERVAL,
+                      give_up_after=OUTAGE_SECONDS + 240)
+    queries = {"answered": 0, "failed": 0}
+    try:
+        senders.start()
+        wait_for(lambda: len(ledger.acknowledged) >= 20 * BATCH_SIZE, timeout=60, interval=0.1,
+                 what="load before the kill")
+        acknowledged_before = len(ledger.acknowledged)
+        os.kill(int(cluster("pid", str(KILLED_NODE))), signal.SIGKILL)
+        killed_at = time.monotonic()
+        print(f"\n[cluster test] SIGKILLed node {KILLED_NODE} after {acknowledged_before} acknowledged lines",
+              flush=True)
+        while time.monotonic() - killed_at < OUTAGE_SECONDS:  # one node down: ingest and queries go on
+            try:
+                stored_lines(store, namespace, "sender-0", "app", BASE_NS, BASE_NS + 3600 * 10**9,
+                             bucket_seconds=store.bucket_seconds)
+                queries["answered"] += 1
+            except StoreUnavailable:
+                queries["failed"] += 1
+            time.sleep(1)
+        acknowledged_during = len(ledger.acknowledged) - acknowledged_before
+        cluster("up")  # restarts the killed node and waits until all three see each other up
+        back_at = time.monotonic()
+        time.sleep(2)  # some load after the restart, before the senders finish
+    finally:
+        senders.stop()
+    try:
+        wait_for(lambda: queue.unwritten_batches() == 0, timeout=120, interval=0.1, what="every batch to be written")
+        failed_jobs = queue.status().failed
+    finally:
+        processes.stop(api)
+        processes.stop(worker)
+
+    result = ledger.reconcile(store, namespace)  # at LOCAL_QUORUM, with all three nodes up
+    store.connect().execute(f"DROP KEYSPACE IF EXISTS {settings.cassandra_keyspace}", timeout=60)
+    store.close()
+    during = senders.statuses(killed_at, back_at)
+    print(f"[cluster test] LEDGER {result} acknowledged_with_a_node_down={acknowledged_during} "
+          f"answers_with_a_node_down={dict(during)} queries_answered={queries['answered']} "
+          f"queries_failed={queries['failed']} down_and_restart={back_at - killed_at:.1f}s failed_jobs={failed_jobs}",
+          flush=True)
+
+    assert acknowledged_during > 0, "ingest went on with one node down"
+    assert set(during) == {200}, "every POST with one node down got 2xx"
+    assert queries["failed"] == 0 and queries["answered"] > 0, "queries kept answering at LOCAL_QUORUM"
+    assert failed_jobs == 0
+    assert senders.abandoned_batches == 0
+    assert (result.missing, result.unexpected, result.duplicates) == (0, 0, 0)
+    assert result.stored == result.acknowledged > 0
