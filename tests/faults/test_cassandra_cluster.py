@@ -37,24 +37,28 @@ OUTAGE_SECONDS = 30
 SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
 
 
-def cluster(command: str, *args: str, timeout: float = 360) -> str:
-    """Run scripts/cassandra-cluster.sh, printing its progress; fail the test if it fails."""
+def cluster(command: str, *args: str, timeout: float = 360, check: bool = True) -> subprocess.CompletedProcess:
+    """Run scripts/cassandra-cluster.sh, printing its progress; fail the test if it fails (if `check`)."""
     started = time.monotonic()
     result = subprocess.run([str(SCRIPT), command, *args], env={**os.environ, "PYTHON": sys.executable},
                             capture_output=True, text=True, timeout=timeout)
-    if command != "pid":
+    if command not in ("pid", "status"):
         print(result.stdout, end="", flush=True)
         print(f"[cluster test] cassandra-cluster.sh {command} took {time.monotonic() - started:.1f}s", flush=True)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         pytest.fail(f"cassandra-cluster.sh {command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+    return result
 
 
 @pytest.fixture(scope="session")
 def cassandra_cluster():
-    """The three-node cluster, up; a cluster that cannot start fails the test, never skips it."""
+    """The three-node cluster, up; a cluster that cannot start fails the test, never skips it.
+    Stopped afterwards unless it was up before (`make cluster-up`)."""
+    was_up = cluster("status", check=False).returncode == 0
     cluster("up")
     yield HOSTS
+    if not was_up:
+        cluster("down")
 
 
 @pytest.fixture
@@ -86,7 +90,7 @@ def test_one_node_killed_under_load_at_local_quorum_loses_nothing_and_queries_ke
         wait_for(lambda: len(ledger.acknowledged) >= 20 * BATCH_SIZE, timeout=60, interval=0.1,
                  what="load before the kill")
         acknowledged_before = len(ledger.acknowledged)
-        os.kill(int(cluster("pid", str(KILLED_NODE))), signal.SIGKILL)
+        os.kill(int(cluster("pid", str(KILLED_NODE)).stdout), signal.SIGKILL)
         killed_at = time.monotonic()
         print(f"\n[cluster test] SIGKILLed node {KILLED_NODE} after {acknowledged_before} acknowledged lines",
               flush=True)
