@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install lock up down status cluster-up cluster-down test test-unit test-integration test-faults bench soak
+.PHONY: install lock up down status cluster-up cluster-down bench-cluster test test-unit test-integration test-faults bench soak
 
 install:
 	scripts/install.sh
@@ -39,6 +39,10 @@ test-faults: up
 
 bench: up
 	.venv/bin/python bench/run.py
+
+# The end-to-end and bare-writer rates at replication factor 3 on the cluster of make cluster-up.
+bench-cluster: up cluster-up
+	.venv/bin/python bench/run.py --cluster
 
 # Steady ingest + queries for 3 minutes, watching API and worker memory (bench/soak.py --help).
 soak: up

@@ -1,10 +1,13 @@
 """The benchmark: every comparison in one run against the local stack (loopback only, bounded).
 
     make bench            # or: .venv/bin/python bench/run.py [--quick]
+    make bench-cluster    # or: .venv/bin/python bench/run.py --cluster (after make cluster-up)
 
 Needs Redis and Cassandra from `make up`; starts its own API, workers and ceiling app on spare
 ports with a queue and keyspace of its own, and drops them afterwards. Prints a table and writes
-bench/results/latest.json.
+bench/results/latest.json. With --cluster the store is the three-node cluster of `make cluster-up`
+(replication factor 3, writes and reads at LOCAL_QUORUM) and the results go to cluster.json; the
+front-end figures do not depend on the store and are measured again all the same.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.records import BatchDecoder, LogRow  # noqa: E402
-from common.settings import Settings  # noqa: E402
+from common.settings import Settings, build_settings  # noqa: E402
 from tests.store_reads import stored_lines  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
 from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns  # noqa: E402
@@ -43,6 +46,13 @@ API_PORT, CEILING_PORT = 18080, 18081  # the defaults of --api-port and --ceilin
 LOKI_PUSH = "/loki/api/v1/push"
 JSON_HEADERS = {"Content-Type": "application/json"}
 PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
+# The store, as the settings' environment: the single node of `make up` at consistency ONE, or the
+# cluster of `make cluster-up` (scripts/cassandra-cluster.sh) at replication factor 3 and LOCAL_QUORUM.
+SINGLE_NODE = {"CASSANDRA_CONSISTENCY": "ONE"}
+CLUSTER = {"CASSANDRA_HOSTS": "127.0.0.1,127.0.0.2,127.0.0.3", "CASSANDRA_PORT": "9142",
+           "CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy",
+           "CASSANDRA_REPLICATION_FACTORS": '{"datacenter1": 3}',
+           "CASSANDRA_CONSISTENCY": "LOCAL_QUORUM", "CASSANDRA_LOCAL_DC": "datacenter1"}
 
 
 def log(message: str) -> None:
@@ -226,22 +236,24 @@ def main() -> None:
     parser.add_argument("--api-port", type=int, default=API_PORT, help="the bench's own API (default %(default)s)")
     parser.add_argument("--ceiling-port", type=int, default=CEILING_PORT,
                         help="the ceiling app (default %(default)s)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="store into the 3-node cluster of `make cluster-up` (RF 3, LOCAL_QUORUM)")
     args = parser.parse_args()
     api_port, ceiling_port = args.api_port, args.ceiling_port
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
 
     run = uuid.uuid4().hex[:8]
-    settings = Settings(queue_name=f"bench-{run}", cassandra_keyspace=f"bench_{run}", cassandra_consistency="ONE",
-                        queue_high_water_mark=10**6)
-    env = {"QUEUE_NAME": settings.queue_name, "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
-           "CASSANDRA_CONSISTENCY": "ONE", "QUEUE_HIGH_WATER_MARK": str(10**6), "LOG_LEVEL": "WARNING",
-           "WORKER_METRICS_PORT": "0", "MAX_BODY_BYTES": str(64 * 2**20)}
+    env = {"QUEUE_NAME": f"bench-{run}", "CASSANDRA_KEYSPACE": f"bench_{run}", "QUEUE_HIGH_WATER_MARK": str(10**6),
+           "LOG_LEVEL": "WARNING", "WORKER_METRICS_PORT": "0", "MAX_BODY_BYTES": str(64 * 2**20),
+           **(CLUSTER if args.cluster else SINGLE_NODE)}
+    settings = build_settings({}, env)
     redis = connect_redis(settings)
     queue = BatchQueue(redis, settings)
     store = CassandraStore(settings)
     store.connect()  # creates the keyspace before any process races to
-    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"}
+    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+                     "store": "3-node cluster, RF 3, LOCAL_QUORUM" if args.cluster else "single node, ONE"}
     procs: list[Proc] = []
     try:
         log(f"generating {front_batches} + 2x{e2e_batches} batches of 1,000 records")
@@ -339,7 +351,7 @@ def main() -> None:
             if proc.popen.poll() is None:
                 proc.stop()
         clean_up(settings, store, queue, redis)
-    name = "front-only.json" if args.front_only else "latest.json"
+    name = "front-only.json" if args.front_only else "cluster.json" if args.cluster else "latest.json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
 
@@ -540,7 +552,7 @@ def print_table(r: dict) -> None:
     elif fe:
         rows.append(("peak RSS", f"API {fe.get('api_peak_rss_mb')} MB"))
     width = max(len(a) for a, _ in rows)
-    print(f"\nmachine: {r['machine']}")
+    print(f"\nmachine: {r['machine']}; store: {r.get('store')}")
     for a, b in rows:
         print(f"  {a:<{width}}  {b}")
 
