@@ -11,7 +11,6 @@ The cluster is the one `make cluster-up` runs (scripts/cassandra-cluster.sh), st
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -21,14 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from common.queue import PAYLOAD_KEY_PREFIX, BatchQueue, connect_redis
+from common.queue import PAYLOAD_KEY_PREFIX
 from common.store import CassandraStore, StoreUnavailable
 from tests.conftest import with_changes
-from tests.faults import processes
 from tests.faults.ledger import Ledger
-from tests.faults.load import BASE_NS, Senders
+from tests.faults.load import BASE_NS
+from tests.faults.service import service_under_load
 from tests.integration.pipeline import unique
-from tests.integration.redis_server import free_port
 from tests.store_reads import stored_lines
 from tests.waiting import wait_for
 
@@ -38,7 +36,6 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "cassandra-cluster.sh
 HOSTS, CQL_PORT = ("127.0.0.1", "127.0.0.2", "127.0.0.3"), 9142
 KILLED_NODE = 2  # not 127.0.0.1, the first contact point (see the report on the driver's control connection)
 OUTAGE_SECONDS = 30
-SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
 HIGH_WATER_MARK = 40  # batches: reached about 3 s into a write outage at 16 batches/s
 OUTAGE_ENV = {"QUEUE_HIGH_WATER_MARK": str(HIGH_WATER_MARK), "JOB_RETRY_INTERVALS": "0,0,0",
               "RETRY_AFTER_SECONDS": "1"}  # a worker spending retries on the outage would fail jobs at once
@@ -79,33 +76,6 @@ def cluster_settings(integration_settings, cassandra_cluster):
     )
 
 
-@contextlib.contextmanager
-def service_under_load(settings, tmp_path, **env: str):
-    """A worker and an API on `settings` with senders posting to it; yields (store, queue, senders,
-    ledger, namespace) and, on leaving, stops the senders and waits until every batch is written."""
-    store = CassandraStore(settings)
-    store.connect()  # the keyspace (RF 3) and tables exist before the worker and the API start
-    queue = BatchQueue(connect_redis(settings), settings)
-    port = free_port()
-    worker = processes.start("worker", settings, tmp_path / "worker.log", **env)
-    api = processes.start_api(settings, tmp_path / "api.log", port, **env)
-    namespace, ledger = unique("cluster"), Ledger()
-    senders = Senders(port, namespace, ledger, threads=SENDERS, batch_size=BATCH_SIZE, interval=INTERVAL,
-                      give_up_after=OUTAGE_SECONDS + 240)
-    try:
-        try:
-            senders.start()
-            wait_for(lambda: len(ledger.acknowledged) >= 20 * BATCH_SIZE, timeout=60, interval=0.1,
-                     what="load before the fault")
-            yield store, queue, senders, ledger, namespace
-        finally:
-            senders.stop()
-        wait_for(lambda: queue.unwritten_batches() == 0, timeout=120, interval=0.1, what="every batch to be written")
-    finally:
-        processes.stop(api)
-        processes.stop(worker)
-
-
 def kill_nodes(*nodes: int) -> float:
     for node in nodes:
         os.kill(int(cluster("pid", str(node)).stdout), signal.SIGKILL)
@@ -124,7 +94,8 @@ def test_one_node_killed_under_load_at_local_quorum_loses_nothing_and_queries_ke
         cluster_settings, tmp_path):
     settings = cluster_settings
     queries = {"answered": 0, "failed": 0}
-    with service_under_load(settings, tmp_path) as (store, queue, senders, ledger, namespace):
+    with service_under_load(settings, tmp_path, warm_up_batches=20, give_up_after=OUTAGE_SECONDS + 240) as load:
+        store, queue, senders, ledger, namespace = load.store, load.queue, load.senders, load.ledger, load.namespace
         acknowledged_before = len(ledger.acknowledged)
         killed_at = kill_nodes(KILLED_NODE)
         while time.monotonic() - killed_at < OUTAGE_SECONDS:  # one node down: ingest and queries go on
@@ -160,7 +131,9 @@ def test_two_nodes_killed_queue_to_the_high_water_mark_then_503_and_the_backlog_
         cluster_settings, tmp_path):
     settings = with_changes(cluster_settings, queue_high_water_mark=HIGH_WATER_MARK, job_retry_intervals=(0, 0, 0))
     failed_counts, backlog = [], 0
-    with service_under_load(settings, tmp_path, **OUTAGE_ENV) as (store, queue, senders, ledger, namespace):
+    with service_under_load(settings, tmp_path, warm_up_batches=20, give_up_after=OUTAGE_SECONDS + 240,
+                            **OUTAGE_ENV) as load:
+        store, queue, senders, ledger, namespace = load.store, load.queue, load.senders, load.ledger, load.namespace
         killed_at = kill_nodes(2, 3)
         while time.monotonic() - killed_at < OUTAGE_SECONDS:  # writes Unavailable: the queue fills
             failed_counts.append(queue.status().failed)
@@ -168,7 +141,7 @@ def test_two_nodes_killed_queue_to_the_high_water_mark_then_503_and_the_backlog_
             time.sleep(1)
         cluster("up")
         back_at = time.monotonic()
-        redis = connect_redis(settings)
+        redis = load.redis
         queued = set(redis.scan_iter(match=f"{PAYLOAD_KEY_PREFIX}{settings.queue_name}:*"))
         wait_for(lambda: not any(redis.exists(key) for key in queued), timeout=120, interval=0.5,
                  what="the outage's backlog to be written")
