@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import threading
@@ -114,6 +115,26 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far: robust to other load, unlike a rate."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def store_cpu_seconds(cluster: bool) -> float:
+    """CPU time of the Cassandra JVMs this tree started (all replicas; 0 for a node started elsewhere)."""
+    run = ROOT / ".run"
+    pid_files = [run / "cluster" / f"node{n}" / "cassandra.pid" for n in (1, 2, 3)] if cluster else [run / "cassandra.pid"]
+    total = 0.0
+    for pid_file in pid_files:
+        with contextlib.suppress(OSError, ValueError):
+            total += cpu_seconds(int(pid_file.read_text()))
+    return total
+
+
+def require_free_port(port: int) -> None:
+    """Fail before starting a server on a port something else holds: wait_http would measure that."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise SystemExit(f"port {port} is in use ({error}): pass --api-port/--ceiling-port") from None
 
 
 def wait_http(port: int, path: str, timeout: float = 60) -> None:
@@ -240,6 +261,8 @@ def main() -> None:
                         help="store into the 3-node cluster of `make cluster-up` (RF 3, LOCAL_QUORUM)")
     args = parser.parse_args()
     api_port, ceiling_port = args.api_port, args.ceiling_port
+    for port in (api_port, ceiling_port):
+        require_free_port(port)
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
 
@@ -314,10 +337,14 @@ def main() -> None:
                 procs += workers
                 time.sleep(2)  # let them connect before the clock starts
                 with MemorySampler([api, *workers]):
+                    worker_cpu = -sum(cpu_seconds(w.popen.pid) for w in workers)
+                    store_cpu = -store_cpu_seconds(args.cluster)
                     started = time.perf_counter()
                     post_all(api_port, payloads, 1000, 2)
                     wait_until(lambda: queue.unwritten_batches() == 0, 900)
                     elapsed = time.perf_counter() - started
+                    worker_cpu += sum(cpu_seconds(w.popen.pid) for w in workers)
+                    store_cpu += store_cpu_seconds(args.cluster)
                 for w in workers:
                     w.stop()
                 stored = count_rows(store, namespace, payloads)
@@ -325,19 +352,23 @@ def main() -> None:
                 log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
                 results["end_to_end"][f"{count}_workers"] = {
                     "records_per_s": round(rate), "rows_counted": stored,
-                    "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers))}
+                    "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers)),
+                    "worker_cpu_ms_per_batch": round(worker_cpu / e2e_batches * 1000, 1),
+                    "cassandra_cpu_ms_per_batch": round(store_cpu / e2e_batches * 1000, 1)}
 
             # 3. the store's limit: the same rows straight into Cassandra
             payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
             decoder = BatchDecoder(settings.max_line_bytes)
             rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
-            started = time.perf_counter()
+            started, store_cpu = time.perf_counter(), store_cpu_seconds(args.cluster)
             for first in range(0, len(rows), 10_000):
                 store.write(rows[first:first + 10_000])
             bare_rate = len(rows) / (time.perf_counter() - started)
+            store_cpu = store_cpu_seconds(args.cluster) - store_cpu
             best_e2e = max(v["records_per_s"] for v in results["end_to_end"].values())
             results["bare_writer"] = {"records_per_s": round(bare_rate),
-                                      "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2)}
+                                      "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2),
+                                      "cassandra_cpu_ms_per_1000_rows": round(store_cpu / len(rows) * 10**6, 1)}
             log(f"bare writer: {bare_rate:,.0f} rows/s")
 
             # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
@@ -537,10 +568,13 @@ def print_table(r: dict) -> None:
         rows.append((f"front end, Redis appendfsync {policy} (median of 3, alternated)",
                      f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("end_to_end", {}).items():
-        rows.append((f"end to end, {name.replace('_', ' ')}", f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted)"))
+        rows.append((f"end to end, {name.replace('_', ' ')}",
+                     f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted), CPU per 1,000-record batch: "
+                     f"workers {v.get('worker_cpu_ms_per_batch')} ms, Cassandra {v.get('cassandra_cpu_ms_per_batch')} ms"))
     if bw := r.get("bare_writer"):
         rows.append(("bare writer (same rows, driver only)",
-                     f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x)"))
+                     f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x), "
+                     f"Cassandra CPU {bw.get('cassandra_cpu_ms_per_1000_rows')} ms per 1,000 rows"))
     for name, v in q.items():
         rows.append((f"GET /query {name.replace('_', ' ')}", f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("big_query", {}).items():
