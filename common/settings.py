@@ -79,6 +79,9 @@ class Settings:
         default_factory=lambda: {"cluster": 1}
     )
     cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_write_consistency: str = ""  # empty: cassandra_consistency
+    cassandra_read_consistency: str = ""  # empty: cassandra_consistency
+    cassandra_local_dc: str = ""  # empty: the data centre of the contact point the driver reaches first
     cassandra_bucket_seconds: int = 3600
     cassandra_ttl_seconds: int = 0
     cassandra_timeout_seconds: float = 10.0
@@ -102,6 +105,12 @@ class Settings:
             (factor,) = self.cassandra_replication_factors.values()
             return {"class": "SimpleStrategy", "replication_factor": factor}
         return {"class": "NetworkTopologyStrategy", **self.cassandra_replication_factors}
+
+    def write_consistency(self) -> str:
+        return self.cassandra_write_consistency or self.cassandra_consistency
+
+    def read_consistency(self) -> str:
+        return self.cassandra_read_consistency or self.cassandra_consistency
 
 
 # --- value parsers: each raises SettingsError with a message that says what is expected ---
@@ -340,7 +349,18 @@ OPTIONS: tuple[Option, ...] = (
            "CASSANDRA_REPLICATION_FACTORS", _replication_factors,
            'JSON map of replication factors: {"cluster": N} for SimpleStrategy, {"dc1": 3, ...} otherwise'),
     Option("cassandra_consistency", "--cassandra-consistency", "CASSANDRA_CONSISTENCY",
-           _choice(CONSISTENCY_LEVELS, upper=True), "consistency level of writes and reads"),
+           _choice(CONSISTENCY_LEVELS, upper=True),
+           "consistency level of writes and reads unless one of the two below is set"),
+    Option("cassandra_write_consistency", "--cassandra-write-consistency", "CASSANDRA_WRITE_CONSISTENCY",
+           _choice(("", *CONSISTENCY_LEVELS), upper=True),
+           "consistency level a worker's writes are acknowledged at (empty: CASSANDRA_CONSISTENCY)"),
+    Option("cassandra_read_consistency", "--cassandra-read-consistency", "CASSANDRA_READ_CONSISTENCY",
+           _choice(("", *CONSISTENCY_LEVELS), upper=True),
+           "consistency level of queries, tail and discovery (empty: CASSANDRA_CONSISTENCY; LOCAL_ONE "
+           "reads faster and may miss a line written a moment ago)"),
+    Option("cassandra_local_dc", "--cassandra-local-dc", "CASSANDRA_LOCAL_DC", _any_text,
+           "data centre the driver sends requests to, token-aware within it (empty: the first contact "
+           "point's)"),
     Option("cassandra_bucket_seconds", "--cassandra-bucket-seconds", "CASSANDRA_BUCKET_SECONDS",
            _int(60, 7 * 86400), "time span of one partition (bounds partition size); fixed per table"),
     Option("cassandra_ttl_seconds", "--cassandra-ttl-seconds", "CASSANDRA_TTL_SECONDS", _int(0),

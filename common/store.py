@@ -119,12 +119,9 @@ class CassandraStore:
 
     def _open(self) -> None:
         s = self._settings
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=ConsistencyLevel.name_to_value[s.cassandra_consistency],
-            request_timeout=s.cassandra_timeout_seconds,
-            row_factory=tuple_factory,
-        )
+        # Writes (and DDL, readiness) use the default profile; queries one at the read consistency.
+        writes = _profile(s, s.write_consistency(), tuple_factory)
+        reads = _profile(s, s.read_consistency(), tuple_factory)
         auth = (
             PlainTextAuthProvider(s.cassandra_username, s.cassandra_password)
             if s.cassandra_username
@@ -134,8 +131,9 @@ class CassandraStore:
             contact_points=list(s.cassandra_hosts),
             port=s.cassandra_port,
             execution_profiles={
-                EXEC_PROFILE_DEFAULT: profile,
-                _LINES_PROFILE: _lines_profile(profile),
+                EXEC_PROFILE_DEFAULT: writes,
+                _READS_PROFILE: reads,
+                _LINES_PROFILE: _profile(s, s.read_consistency(), _line_factory),
             },
             auth_provider=auth,
             connect_timeout=min(s.cassandra_timeout_seconds, 2.0),
@@ -153,7 +151,7 @@ class CassandraStore:
         self._ensure_schema(session)
         keyspace = s.cassandra_keyspace
         self._statements = {
-            name: session.prepare(cql)
+            name: _prepare_idempotent(session, cql)
             for name, cql in (
                 ("insert", schema.insert_row(keyspace)),
                 ("insert_block", schema.insert_block(keyspace)),
@@ -434,6 +432,7 @@ class CassandraStore:
         version = insert.protocol_version
         serialize = [column.type.serialize for column in insert.column_metadata]
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.is_idempotent = True  # its rows are keyed by content (row_keys): writing twice changes nothing
         batch.add(insert, params[0])
         # Pre-serialized values need protocol v4+ (UNSET) and no column encryption; else the driver binds.
         add_serialized = getattr(BatchStatement, "_add_statement_and_params", None)
@@ -525,7 +524,8 @@ class CassandraStore:
         """One prepared read per parameter tuple, all in flight at once; their rows, in order."""
         session = self.connect()
         try:
-            futures = [session.execute_async(self._statements[statement], p) for p in params]
+            futures = [session.execute_async(self._statements[statement], p, execution_profile=_READS_PROFILE)
+                       for p in params]
             return [list(future.result()) for future in futures]
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
@@ -565,6 +565,8 @@ class RangeRead:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
 
 
+# Index reads, at the read consistency.
+_READS_PROFILE = "reads"
 # Range reads build LogLine tuples straight from the driver's rows (columns in LogLine's order).
 _LINES_PROFILE = "lines"
 # Blocks a read fetches per page: about a page's lines (a block of the bench holds ~250), 2 to 32.
@@ -613,13 +615,22 @@ def _line_factory(column_names: list[str], rows: list[tuple]) -> list[LogLine]:
 _as_line = functools.partial(tuple.__new__, LogLine)
 
 
-def _lines_profile(default: ExecutionProfile) -> ExecutionProfile:
+def _profile(settings: Settings, consistency: str, row_factory) -> ExecutionProfile:
     return ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=default.consistency_level,
-        request_timeout=default.request_timeout,
-        row_factory=_line_factory,
+        # Each request goes to a replica of its partition in the local data centre (no extra hop).
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
+        consistency_level=ConsistencyLevel.name_to_value[consistency],
+        request_timeout=settings.cassandra_timeout_seconds,
+        row_factory=row_factory,
     )
+
+
+def _prepare_idempotent(session: Session, cql: str) -> PreparedStatement:
+    """Every prepared statement here is idempotent (INSERTs of content-keyed rows, SELECTs): marked
+    so, the driver may retry one on another replica after a timeout or a node's loss."""
+    statement = session.prepare(cql)
+    statement.is_idempotent = True
+    return statement
 
 
 def _libev_if_available() -> dict:
