@@ -1,5 +1,5 @@
 # The two commands: `make up` runs the service, `make test` runs every test (after `make up`).
-.PHONY: install lock up down status test test-unit test-integration test-faults bench soak redis-ha-up redis-ha-down redis-ha-status
+.PHONY: install lock up down status cluster-up cluster-down bench-cluster test test-unit test-integration test-faults bench soak redis-ha-up redis-ha-down redis-ha-status
 
 install:
 	scripts/install.sh
@@ -27,6 +27,16 @@ redis-ha-down:
 redis-ha-status:
 	scripts/redis-ha.sh status
 
+# A local three-node Cassandra cluster on 127.0.0.1-3:9142, beside the single node, and the Redis that
+# fails over (redis-ha-up) (README, "Running as a cluster").
+cluster-up: install
+	scripts/cassandra-cluster.sh up
+	scripts/redis-ha.sh up
+
+cluster-down:
+	scripts/redis-ha.sh down
+	scripts/cassandra-cluster.sh down
+
 test: up
 	@echo "[test] unit, integration and fault tests against the stack started by make up"
 	.venv/bin/pytest -v -s --durations=10
@@ -42,6 +52,10 @@ test-faults: up
 
 bench: up
 	.venv/bin/python bench/run.py
+
+# The end-to-end and bare-writer rates at replication factor 3 on the cluster of make cluster-up.
+bench-cluster: up cluster-up
+	.venv/bin/python bench/run.py --cluster
 
 # Steady ingest + queries for 3 minutes, watching API and worker memory (bench/soak.py --help).
 soak: up

@@ -8,8 +8,9 @@ from api.auth import BearerAuth
 from api.discovery import ContainersResource, NamespacesResource, PodsResource
 from api.errors import register_error_handlers, serialize_error
 from api.health import HealthResource
-from api.loki.read import (BuildInfoResource, InstantQueryResource, LabelsResource, LabelValuesResource,
+from api.loki.read import (BuildInfoResource, FormatQueryResource, InstantQueryResource, LabelsResource, LabelValuesResource,
                            QueryRangeResource, SeriesResource)
+from api.loki.tail import LokiTailResource
 from api.ingest import Ingest
 from api.loki_push import PUSH_PATH, LokiPushResource
 from api.observability import MetricsResource, RequestMetrics
@@ -34,9 +35,11 @@ LOKI_LABELS_PATH = "/loki/api/v1/labels"
 LOKI_LABEL_VALUES_PATH = "/loki/api/v1/label/{name}/values"
 LOKI_SERIES_PATH = "/loki/api/v1/series"
 LOKI_BUILDINFO_PATH = "/loki/api/v1/status/buildinfo"
+LOKI_TAIL_PATH = "/loki/api/v1/tail"  # a WebSocket (api/loki/tail.py)
+LOKI_FORMAT_QUERY_PATH = "/loki/api/v1/format_query"
 LOKI_POST_PATHS = (LOKI_QUERY_PATH, LOKI_QUERY_RANGE_PATH, LOKI_LABELS_PATH, LOKI_LABEL_VALUES_PATH, LOKI_SERIES_PATH)
 # Everything that reads logs needs QUERY_TOKEN when one is set, and shares the reads' threads.
-QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers", *LOKI_POST_PATHS)
+QUERY_PATHS = ("/query", "/tail", "/namespaces", "/pods", "/containers", *LOKI_POST_PATHS, LOKI_TAIL_PATH)
 # Loki's API lives under this prefix (X-Scope-OrgID is checked there, see api/tenancy.py).
 LOKI_PREFIX = "/loki/"
 # Profiles show stacks and allocations (log lines among them): as secret as the logs.
@@ -47,8 +50,9 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     auth = BearerAuth({
         ("POST", "/write"): settings.ingest_token,
         ("POST", PUSH_PATH): settings.ingest_token,
-        **{("GET", path): settings.query_token for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH,)},
-        **{("POST", path): settings.query_token for path in LOKI_POST_PATHS},
+        **{("GET", path): settings.query_token
+           for path in QUERY_PATHS + PROFILING_PATHS + (LOKI_BUILDINFO_PATH, LOKI_FORMAT_QUERY_PATH)},
+        **{("POST", path): settings.query_token for path in (*LOKI_POST_PATHS, LOKI_FORMAT_QUERY_PATH)},
     })
     app = falcon.App(middleware=[RequestMetrics(metrics), TenantCheck(settings.tenant_id, LOKI_PREFIX), auth,
                                  ReadSlots(settings, QUERY_PATHS)])
@@ -70,6 +74,8 @@ def create_app(settings: Settings, queue: BatchQueue, store: LogStore, metrics: 
     app.add_route(LOKI_LABEL_VALUES_PATH, LabelValuesResource(settings, store))
     app.add_route(LOKI_SERIES_PATH, SeriesResource(settings, store))
     app.add_route(LOKI_BUILDINFO_PATH, BuildInfoResource())
+    app.add_route(LOKI_TAIL_PATH, LokiTailResource(settings, store))
+    app.add_route(LOKI_FORMAT_QUERY_PATH, FormatQueryResource())  # reads nothing: no read slot
     app.add_route("/metrics", MetricsResource(metrics))
     app.add_route(OPENAPI_PATH, OpenApiResource(settings))
     ui = UiResource()  # the browser log explorer: static files, no data, so no token

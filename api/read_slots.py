@@ -81,7 +81,9 @@ class ReadSlots:
 
 class SlotBody:
     """A streamed body that gives its slot back once, however it ends: waitress calls close()
-    after the last chunk, and when the connection is gone."""
+    after the last chunk, and when the connection is gone. It also gives it back as soon as its
+    chunks run out or fail: a WSGI client that reads a body to its end and never closes it (werkzeug's
+    test client, which schemathesis drives) must not keep the slot for good."""
 
     def __init__(self, chunks: Iterable[bytes], release: Callable[[], None]):
         self._source = chunks
@@ -93,7 +95,11 @@ class SlotBody:
         return self
 
     def __next__(self) -> bytes:
-        return next(self._chunks)
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._closed:

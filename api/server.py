@@ -13,6 +13,9 @@ thread wakes with ClientDisconnected, the body is closed and its read slot given
 SO_LINGER 0 so the close resets the connection instead of keeping the unsent bytes in the kernel.
 The socket is not closed in the pass itself: the main loop still polls the file descriptors it
 listed before the pass, and a closed one would make select() fail.
+
+The same cut frees a WebSocket (GET /loki/api/v1/tail) whose client stopped reading: its frames go
+out through the same connection and `write_soon` (api/upgrade.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import waitress
 from waitress.server import BaseWSGIServer
 
 from api.app import build_app
+from api.upgrade import UpgradableChannel
 from common.gc_tuning import tune_for_service
 from common.settings import Settings
 
@@ -64,6 +68,7 @@ def create_server(app, settings: Settings, *, host: str | None = None, port: int
     listeners = [server] if isinstance(server, BaseWSGIServer) else [
         dispatcher for dispatcher in server.map.values() if isinstance(dispatcher, BaseWSGIServer)]
     for listener in listeners:
+        listener.channel_class = UpgradableChannel  # WebSocket on the same port (api/upgrade.py)
         listener.maintenance = StalledReaderCut(listener, settings.reader_stall_seconds)
     return server
 

@@ -46,11 +46,12 @@ closes the body (closing the generator also ends the polling).
 
 from __future__ import annotations
 
+import enum
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, Union
 
 import falcon
 import msgspec
@@ -91,26 +92,52 @@ class SystemClock:
 # --- which lines to send ---
 
 
+class Followed(Protocol):
+    """What the follower reads: a stored line (LogLine), or one carrying more (its labels)."""
+
+    @property
+    def ts_ns(self) -> int: ...
+
+    @property
+    def position(self) -> Position: ...
+
+
+# (start_ns, end_ns, after, page_size) -> the lines with start_ns <= ts <= end_ns strictly after
+# `after`, oldest first, read lazily.
+Reader = Callable[[int, int, "Position | None", int], Iterator[Followed]]
+
+
+def scope_reader(store: LogStore, scope: Scope, bucket_seconds: int) -> Reader:
+    """The lines of one scope (a container, a pod), as GET /tail follows them."""
+
+    def read(start_ns: int, end_ns: int, after: Position | None, page_size: int) -> Iterator[LogLine]:
+        return read_lines(store, scope, start_ns, end_ns, bucket_seconds=bucket_seconds, after=after,
+                          page_size=page_size)
+
+    return read
+
+
 class TailFollower:
-    """The lines of a scope to send, poll after poll: each once, late ones within the lookback too."""
+    """The lines to send, poll after poll: each once, late ones within the lookback too. `read`
+    says which lines (one scope's for GET /tail, a LogQL selection's for Loki's tail); `after`,
+    when given, is where the first poll starts: strictly after that line."""
 
     def __init__(
-        self, store: LogStore, scope: Scope, keep: Callable[[LogLine], bool] | None, *, start_ns: int,
-        lookback_seconds: int, bucket_seconds: int, max_rows: int, timeout_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
+        self, read: Reader, keep: Callable[[Followed], bool] | None, *, start_ns: int,
+        lookback_seconds: int, max_rows: int, timeout_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic, after: Position | None = None,
     ):
-        self._store = store
-        self._scope = scope
+        self._read = read
         self._keep = keep
         self._start_ns = start_ns
         self._lookback_ns = lookback_seconds * NS_PER_SECOND
-        self._bucket_seconds = bucket_seconds
         self._max_rows = max_rows
         self._timeout_seconds = timeout_seconds
         self._monotonic = monotonic
         self._newest_ns: int | None = None  # the newest line examined (sent or filtered out)
         self._sent: set[Position] = set()  # sent lines at or after the horizon
-        self._resume_after: Position | None = None  # where a cut poll stopped
+        self._resume_after: Position | None = after  # where a cut poll stopped
+        self._floor = after  # nothing at or before it is sent, even when re-read within the lookback
 
     @property
     def behind(self) -> bool:
@@ -128,21 +155,22 @@ class TailFollower:
             return self._start_ns
         return max(self._start_ns, self._newest_ns - self._lookback_ns)
 
-    def poll(self, now_ns: int) -> Iterator[LogLine]:
+    def poll(self, now_ns: int) -> Iterator[Followed]:
         """The lines not sent yet with horizon <= ts <= now_ns, in the global order, reading at
         most max_rows stored lines. Lazy: reads the store as it is iterated (StoreUnavailable may
         come from any step; the lines yielded before it count as sent)."""
         end = PageEnd()
         examined = paginate(
-            read_lines(self._store, self._scope, self.horizon_ns(), now_ns, bucket_seconds=self._bucket_seconds,
-                       after=self._resume_after, page_size=min(self._max_rows + 1, MAX_ROWS_PER_POLL)),
+            self._read(self.horizon_ns(), now_ns, self._resume_after, min(self._max_rows + 1, MAX_ROWS_PER_POLL)),
             end, limit=self._max_rows, limit_reason=CutReason.MAX_ROWS, max_scan=self._max_rows,
             deadline=self._monotonic() + self._timeout_seconds, clock=self._monotonic,
         )
-        keep, sent = self._keep, self._sent
+        keep, sent, floor = self._keep, self._sent, self._floor
         for line in examined:
             if self._newest_ns is None or line.ts_ns > self._newest_ns:
                 self._newest_ns = line.ts_ns
+            if floor is not None and line.position <= floor:
+                continue
             if (keep is None or keep(line)) and line.position not in sent:
                 sent.add(line.position)
                 yield line
@@ -176,33 +204,45 @@ SSE = StreamFormat(
 )
 
 
-def _follow(
-    follower: TailFollower, first_poll: Iterator[LogLine], fmt: StreamFormat, build_row: Callable[[LogLine], Row],
-    clock: Clock, settings: Settings, heartbeat_seconds: float, client_gone: Callable[[], bool],
-) -> Iterator[bytes]:
-    """The body: each poll's lines, heartbeats while quiet, error lines while Cassandra is away,
-    and the end line after TAIL_MAX_SECONDS. Sleeps only between writes."""
+class Signal(enum.Enum):
+    POLLED = "polled"  # a poll's lines have all been given: a front writes what it holds
+    HEARTBEAT = "heartbeat"  # nothing was written for heartbeat_seconds (or yet): show the client we are here
+
+
+class Control(NamedTuple):
+    kind: str  # "error" (Cassandra went away; the tail goes on) or "end" (TAIL_MAX_SECONDS)
+    body: dict
+
+
+Event = Union[Followed, Signal, Control]
+
+
+def follow(
+    follower: TailFollower, first_poll: Iterator[Followed], clock: Clock, settings: Settings,
+    heartbeat_seconds: float, client_gone: Callable[[], bool],
+) -> Iterator[Event]:
+    """The tail as events, for a front to write: each poll's lines then POLLED, HEARTBEAT while
+    quiet, an `error` Control once per Cassandra outage, and the `end` Control after
+    TAIL_MAX_SECONDS (the last event). Sleeps (clock.sleep) only between events, and stops when
+    `client_gone` says so; closing the iterator ends the polling."""
     poll_seconds = settings.tail_poll_seconds
     ends_at = clock.monotonic() + settings.tail_max_seconds
     last_write: float | None = None
     failures = 0
     next_poll_at = 0.0
-    lines: Iterator[LogLine] | None = first_poll
+    lines: Iterator[Followed] | None = first_poll
     while True:
         if lines is not None:
-            buffer = bytearray()
             outage: StoreUnavailable | None = None
+            sent = False
             try:
                 for line in lines:
-                    buffer += fmt.line(build_row(line))
-                    if len(buffer) >= CHUNK_BYTES:  # and the rest at the end of the poll
-                        yield bytes(buffer)
-                        buffer.clear()
-                        last_write = clock.monotonic()
+                    sent = True
+                    yield line
             except StoreUnavailable as error:
                 outage = error
-            if buffer:
-                yield bytes(buffer)
+            yield Signal.POLLED
+            if sent:
                 last_write = clock.monotonic()
             if outage is None:
                 failures = 0
@@ -212,7 +252,7 @@ def _follow(
                 delay = min(MAX_BACKOFF_SECONDS, poll_seconds * 2 ** (failures - 1))
                 log.warning("event=tail_store_unavailable failures=%d retry_in=%.1fs error=%s", failures, delay, outage)
                 if failures == 1:
-                    yield fmt.control("error", {
+                    yield Control("error", {
                         "message": "Cassandra unavailable",
                         "detail": f"{outage}; the tail goes on and resumes when Cassandra answers",
                     })
@@ -221,14 +261,14 @@ def _follow(
             lines = None
         now = clock.monotonic()
         if now >= ends_at:
-            yield fmt.control("end", {
+            yield Control("end", {
                 "reason": "max_duration",
                 "detail": f"the tail was open TAIL_MAX_SECONDS={settings.tail_max_seconds}; "
                           "reconnect with since= the newest line's time to go on",
             })
             return
         if last_write is None or now - last_write >= heartbeat_seconds:
-            yield fmt.heartbeat
+            yield Signal.HEARTBEAT
             last_write = now
         wake_at = min(next_poll_at, last_write + heartbeat_seconds, ends_at)
         if wake_at > now:
@@ -237,6 +277,28 @@ def _follow(
             return
         if clock.monotonic() >= next_poll_at:
             lines = follower.poll(clock.now_ns())
+
+
+def _stream_body(events: Iterator[Event], fmt: StreamFormat, build_row: Callable[[LogLine], Row]) -> Iterator[bytes]:
+    """GET /tail's body: the events in NDJSON or SSE, lines gathered into chunks of about CHUNK_BYTES."""
+    buffer = bytearray()
+    try:
+        for event in events:
+            if isinstance(event, Signal):
+                if event is Signal.HEARTBEAT:
+                    yield fmt.heartbeat
+                elif buffer:
+                    yield bytes(buffer)
+                    buffer.clear()
+            elif isinstance(event, Control):
+                yield fmt.control(event.kind, event.body)
+            else:
+                buffer += fmt.line(build_row(event))
+                if len(buffer) >= CHUNK_BYTES:  # and the rest when the poll is done
+                    yield bytes(buffer)
+                    buffer.clear()
+    finally:
+        events.close()
 
 
 def _never() -> bool:
@@ -272,19 +334,19 @@ class TailResource:
             start_ns = since_ns
         fmt = SSE if req.client_prefers([MEDIA_NDJSON, MEDIA_SSE]) == MEDIA_SSE else NDJSON
         follower = TailFollower(
-            self._store, scope, line_filter.predicate(), start_ns=start_ns,
-            lookback_seconds=s.tail_lookback_seconds, bucket_seconds=s.cassandra_bucket_seconds,
-            max_rows=self._max_rows_per_poll, timeout_seconds=s.query_timeout_seconds,
+            scope_reader(self._store, scope, s.cassandra_bucket_seconds), line_filter.predicate(),
+            start_ns=start_ns, lookback_seconds=s.tail_lookback_seconds, max_rows=self._max_rows_per_poll, timeout_seconds=s.query_timeout_seconds,
             monotonic=self._clock.monotonic,
         )
         first_poll = follower.poll(self._clock.now_ns())
         first = next(first_poll, None)  # the store's first answer: unreachable now -> 503 (api/errors.py)
         log.info("event=tail_start namespace=%s pod=%s container=%s since=%s",
                  scope.namespace, scope.pod_name, scope.container_name or "-", format_rfc3339_ns(start_ns))
-        chunks = _follow(
-            follower, itertools.chain(() if first is None else (first,), first_poll), fmt, row_builder(scope),
-            self._clock, s, self._heartbeat_seconds, req.env.get("waitress.client_disconnected") or _never,
+        events = follow(
+            follower, itertools.chain(() if first is None else (first,), first_poll), self._clock, s,
+            self._heartbeat_seconds, req.env.get("waitress.client_disconnected") or _never,
         )
+        chunks = _stream_body(events, fmt, row_builder(scope))
         resp.content_type = fmt.media_type
         resp.set_header("Cache-Control", "no-cache")
         resp.set_header("X-Accel-Buffering", "no")  # a proxy in front must not hold the lines back

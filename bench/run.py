@@ -1,10 +1,14 @@
 """The benchmark: every comparison in one run against the local stack (loopback only, bounded).
 
     make bench            # or: .venv/bin/python bench/run.py [--quick]
+    .venv/bin/python bench/run.py --layouts    # only the rows/blocks layouts comparison (bench/layouts.py)
+    make bench-cluster    # or: .venv/bin/python bench/run.py --cluster (after make cluster-up)
 
 Needs Redis and Cassandra from `make up`; starts its own API, workers and ceiling app on spare
 ports with a queue and keyspace of its own, and drops them afterwards. Prints a table and writes
-bench/results/latest.json.
+bench/results/latest.json. With --cluster the store is the three-node cluster of `make cluster-up`
+(replication factor 3, writes and reads at LOCAL_QUORUM) and the results go to cluster.json; the
+Loki push and fsync comparisons, which do not depend on the store, are left out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import http.client
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import threading
@@ -26,11 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.layouts import Node, layouts_comparison  # noqa: E402
+from bench.loki_compare import loki_figures  # noqa: E402
 from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
 from common.records import BatchDecoder, LogRow  # noqa: E402
-from common.settings import Settings  # noqa: E402
+from common.settings import Settings, build_settings  # noqa: E402
 from tests.store_reads import stored_lines  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
 from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns  # noqa: E402
@@ -43,6 +50,13 @@ API_PORT, CEILING_PORT = 18080, 18081  # the defaults of --api-port and --ceilin
 LOKI_PUSH = "/loki/api/v1/push"
 JSON_HEADERS = {"Content-Type": "application/json"}
 PROTOBUF_HEADERS = {"Content-Type": "application/x-protobuf"}
+# The store, as the settings' environment: the single node of `make up` at consistency ONE, or the
+# cluster of `make cluster-up` (scripts/cassandra-cluster.sh) at replication factor 3 and LOCAL_QUORUM.
+SINGLE_NODE = {"CASSANDRA_CONSISTENCY": "ONE"}
+CLUSTER = {"CASSANDRA_HOSTS": "127.0.0.1,127.0.0.2,127.0.0.3", "CASSANDRA_PORT": "9142",
+           "CASSANDRA_REPLICATION_STRATEGY": "NetworkTopologyStrategy",
+           "CASSANDRA_REPLICATION_FACTORS": '{"datacenter1": 3}',
+           "CASSANDRA_CONSISTENCY": "LOCAL_QUORUM", "CASSANDRA_LOCAL_DC": "datacenter1"}
 
 
 def log(message: str) -> None:
@@ -104,6 +118,26 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far: robust to other load, unlike a rate."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def store_cpu_seconds(cluster: bool) -> float:
+    """CPU time of the Cassandra JVMs this tree started (all replicas; 0 for a node started elsewhere)."""
+    run = ROOT / ".run"
+    pid_files = [run / "cluster" / f"node{n}" / "cassandra.pid" for n in (1, 2, 3)] if cluster else [run / "cassandra.pid"]
+    total = 0.0
+    for pid_file in pid_files:
+        with contextlib.suppress(OSError, ValueError):
+            total += cpu_seconds(int(pid_file.read_text()))
+    return total
+
+
+def require_free_port(port: int) -> None:
+    """Fail before starting a server on a port something else holds: wait_http would measure that."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise SystemExit(f"port {port} is in use ({error}): pass --api-port/--ceiling-port") from None
 
 
 def wait_http(port: int, path: str, timeout: float = 60) -> None:
@@ -226,22 +260,42 @@ def main() -> None:
     parser.add_argument("--api-port", type=int, default=API_PORT, help="the bench's own API (default %(default)s)")
     parser.add_argument("--ceiling-port", type=int, default=CEILING_PORT,
                         help="the ceiling app (default %(default)s)")
+    parser.add_argument("--layouts", action="store_true",
+                        help="only the storage layouts (CASSANDRA_LAYOUT=rows|blocks) against each other")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the layouts comparison (default %(default)s)")
+    parser.add_argument("--cassandra-lib", type=Path, default=ROOT / ".cassandra" / "lib",
+                        help="the node's jars, for nodetool (scripts/cassandra.sh's; default %(default)s)")
+    parser.add_argument("--cassandra-data", type=Path, default=ROOT / ".run" / "cassandra" / "data",
+                        help="the node's data directory, for bytes on disk (default %(default)s)")
+    parser.add_argument("--loki-url", help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same "
+                        "corpus with the layouts (bench/loki_compare.py)")
+    parser.add_argument("--loki-data", type=Path, help="that Loki's data directory, for bytes on disk")
+    parser.add_argument("--cluster", action="store_true",
+                        help="store into the 3-node cluster of `make cluster-up` (RF 3, LOCAL_QUORUM)")
     args = parser.parse_args()
+    (ROOT / "bench" / "results").mkdir(exist_ok=True)
+    if args.layouts:
+        results = {"machine": machine(), "layouts": compare_layouts(args)}
+        (ROOT / "bench" / "results" / "layouts.json").write_text(json.dumps(results, indent=2))
+        print_table(results)
+        return
     api_port, ceiling_port = args.api_port, args.ceiling_port
+    for port in (api_port, ceiling_port, api_port + 2):  # api_port + 2: the API of step 1c
+        require_free_port(port)
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
 
     run = uuid.uuid4().hex[:8]
-    settings = Settings(queue_name=f"bench-{run}", cassandra_keyspace=f"bench_{run}", cassandra_consistency="ONE",
-                        queue_high_water_mark=10**6)
-    env = {"QUEUE_NAME": settings.queue_name, "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
-           "CASSANDRA_CONSISTENCY": "ONE", "QUEUE_HIGH_WATER_MARK": str(10**6), "LOG_LEVEL": "WARNING",
-           "WORKER_METRICS_PORT": "0", "MAX_BODY_BYTES": str(64 * 2**20)}
+    env = {"QUEUE_NAME": f"bench-{run}", "CASSANDRA_KEYSPACE": f"bench_{run}", "QUEUE_HIGH_WATER_MARK": str(10**6),
+           "LOG_LEVEL": "WARNING", "WORKER_METRICS_PORT": "0", "MAX_BODY_BYTES": str(64 * 2**20),
+           **(CLUSTER if args.cluster else SINGLE_NODE)}
+    settings = build_settings({}, env)
     redis = connect_redis(settings)
     queue = BatchQueue(redis, settings)
     store = CassandraStore(settings)
     store.connect()  # creates the keyspace before any process races to
-    results: dict = {"machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"}
+    results: dict = {"machine": machine(),
+                     "store": "3-node cluster, RF 3, LOCAL_QUORUM" if args.cluster else "single node, ONE"}
     procs: list[Proc] = []
     try:
         log(f"generating {front_batches} + 2x{e2e_batches} batches of 1,000 records")
@@ -280,13 +334,14 @@ def main() -> None:
                                                                   / ceiling_load.records_per_s, 2)}
 
         # 1a. the Loki push (JSON and protobuf) of the same records, alternated with POST /write
-        with MemorySampler([api]):
-            results["loki_push"] = loki_push_rates(api_port, api.popen.pid, front_records[:front_batches // 3], rounds=3)
-
         # 1b. what "acknowledged" costs: Redis fsyncing its AOF before each reply, or once a second
-        results["durability"] = fsync_policies(api_port, redis, front[:front_batches // 2], rounds=3)
         # 1c. what waiting for a replica costs (REDIS_WAIT_REPLICAS), on a Redis of the bench's own
-        results["replica_wait"] = replica_waits(api_port + 2, env, front[:front_batches // 2], rounds=3)
+        # None depends on the store, and on the cluster their batches would take minutes to drain.
+        if not args.cluster:
+            with MemorySampler([api]):
+                results["loki_push"] = loki_push_rates(api_port, api.popen.pid, front_records[:front_batches // 3], rounds=3)
+            results["durability"] = fsync_policies(api_port, redis, front[:front_batches // 2], rounds=3)
+            results["replica_wait"] = replica_waits(api_port + 2, env, front[:front_batches // 2], rounds=3)
 
         if not args.front_only:
             # drain the front-end backlog with two workers (it also warms Cassandra up)
@@ -307,10 +362,14 @@ def main() -> None:
                 procs += workers
                 time.sleep(2)  # let them connect before the clock starts
                 with MemorySampler([api, *workers]):
+                    worker_cpu = -sum(cpu_seconds(w.popen.pid) for w in workers)
+                    store_cpu = -store_cpu_seconds(args.cluster)
                     started = time.perf_counter()
                     post_all(api_port, payloads, 1000, 2)
                     wait_until(lambda: queue.unwritten_batches() == 0, 900)
                     elapsed = time.perf_counter() - started
+                    worker_cpu += sum(cpu_seconds(w.popen.pid) for w in workers)
+                    store_cpu += store_cpu_seconds(args.cluster)
                 for w in workers:
                     w.stop()
                 stored = count_rows(store, namespace, payloads)
@@ -318,19 +377,23 @@ def main() -> None:
                 log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
                 results["end_to_end"][f"{count}_workers"] = {
                     "records_per_s": round(rate), "rows_counted": stored,
-                    "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers))}
+                    "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers)),
+                    "worker_cpu_ms_per_batch": round(worker_cpu / e2e_batches * 1000, 1),
+                    "cassandra_cpu_ms_per_batch": round(store_cpu / e2e_batches * 1000, 1)}
 
             # 3. the store's limit: the same rows straight into Cassandra
             payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
             decoder = BatchDecoder(settings.max_line_bytes)
             rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
-            started = time.perf_counter()
+            started, store_cpu = time.perf_counter(), store_cpu_seconds(args.cluster)
             for first in range(0, len(rows), 10_000):
                 store.write(rows[first:first + 10_000])
             bare_rate = len(rows) / (time.perf_counter() - started)
+            store_cpu = store_cpu_seconds(args.cluster) - store_cpu
             best_e2e = max(v["records_per_s"] for v in results["end_to_end"].values())
             results["bare_writer"] = {"records_per_s": round(bare_rate),
-                                      "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2)}
+                                      "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2),
+                                      "cassandra_cpu_ms_per_1000_rows": round(store_cpu / len(rows) * 10**6, 1)}
             log(f"bare writer: {bare_rate:,.0f} rows/s")
 
             # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
@@ -344,7 +407,9 @@ def main() -> None:
             if proc.popen.poll() is None:
                 proc.stop()
         clean_up(settings, store, queue, redis)
-    name = "front-only.json" if args.front_only else "latest.json"
+    if not args.front_only and not args.cluster:
+        results["layouts"] = compare_layouts(args)
+    name = "front-only.json" if args.front_only else "cluster.json" if args.cluster else "latest.json"
     (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
     print_table(results)
 
@@ -396,6 +461,24 @@ def median_run(runs: list[dict]) -> dict:
     cpu = sorted(run["api_cpu_ms_per_1000_records"] for run in runs)
     return {**ordered[len(ordered) // 2], "runs": len(runs), "min": ordered[0]["records_per_s"],
             "max": ordered[-1]["records_per_s"], "api_cpu_ms_per_1000_records_range": [cpu[0], cpu[-1]]}
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
+
+
+def compare_layouts(args) -> dict:
+    node = Node(args.cassandra_lib, args.cassandra_data) if args.cassandra_lib.is_dir() else None
+    if node is None:
+        log(f"no Cassandra jars in {args.cassandra_lib}: bytes on disk not measured")
+    out = layouts_comparison(sys.modules[__name__], quick=args.quick, rounds=args.rounds, api_port=args.api_port,
+                             node=node)
+    if args.loki_url:
+        log(f"Loki at {args.loki_url}: the same corpus")
+        out["loki"] = loki = loki_figures(sys.modules[__name__], args.loki_url, args.loki_data, 20 if args.quick else 100)
+        log(f"Loki: end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
+            f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line")
+    return out
 
 
 def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: int) -> dict:
@@ -614,7 +697,7 @@ def print_table(r: dict) -> None:
     ] + [
         ("front end, 2 API processes against 1", f"{fe.get('ratio_2_processes_to_1')}x"),
         ("ceiling: bare Falcon + waitress + msgspec decode", f"{ce.get('records_per_s', 0):,} rec/s (front end = {ce.get('ratio_front_end_to_ceiling')}x)"),
-    ]
+    ] if fe else []
     for name, v in r.get("loki_push", {}).items():
         what = {"write": "POST /write", "loki_json": "Loki push, JSON (fluent-bit)",
                 "loki_protobuf": "Loki push, snappy protobuf (Promtail, Alloy)"}[name]
@@ -629,22 +712,39 @@ def print_table(r: dict) -> None:
         rows.append((f"front end via Sentinel, REDIS_WAIT_REPLICAS={wanted} (median of 3, alternated)",
                      f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("end_to_end", {}).items():
-        rows.append((f"end to end, {name.replace('_', ' ')}", f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted)"))
+        rows.append((f"end to end, {name.replace('_', ' ')}",
+                     f"{v['records_per_s']:,} rec/s ({v['rows_counted']:,} rows counted), CPU per 1,000-record batch: "
+                     f"workers {v.get('worker_cpu_ms_per_batch')} ms, Cassandra {v.get('cassandra_cpu_ms_per_batch')} ms"))
     if bw := r.get("bare_writer"):
         rows.append(("bare writer (same rows, driver only)",
-                     f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x)"))
+                     f"{bw['records_per_s']:,} rows/s (end to end = {bw['ratio_end_to_end_to_bare']}x), "
+                     f"Cassandra CPU {bw.get('cassandra_cpu_ms_per_1000_rows')} ms per 1,000 rows"))
     for name, v in q.items():
         rows.append((f"GET /query {name.replace('_', ' ')}", f"p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("big_query", {}).items():
         rows.append((f"GET /query 100k rows, {name.replace('_', ' ')}",
                      f"{v['rows']:,} rows in {v['seconds']} s ({v['rows_per_s']:,} rows/s), first byte "
                      f"{v['first_byte_ms']} ms, API RSS +{v['api_rss_growth_mb']} MB"))
+    for layout in ("rows", "blocks"):
+        if v := r.get("layouts", {}).get(layout):
+            rows.append((f"layout {layout} (median of {v['rounds']})",
+                         f"end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU {v['worker_cpu_ms_per_1k_lines']} "
+                         f"ms/1k lines, bare writer {v['bare_writer_lines_per_s']:,.0f} lines/s, 10k query p50 "
+                         f"{v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, 100k NDJSON "
+                         f"{v['query_100k_ndjson_lines_per_s']:,.0f} lines/s API RSS +{v['query_100k_ndjson_api_rss_growth_mb']} MB, disk "
+                         f"{v.get('disk_bytes_per_line', 'n/a')} B/line"))
+    if loki := r.get("layouts", {}).get("loki"):
+        rows.append(("Loki, same corpus (1 run)",
+                     f"end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
+                     f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line"))
+    if ratio := r.get("layouts", {}).get("ratio_blocks_to_rows"):
+        rows.append(("layout blocks / rows", ", ".join(f"{name} {value}x" for name, value in ratio.items())))
     if m := r.get("memory"):
         rows.append(("peak RSS", f"API {m['api_peak_rss_mb']} MB, worker {m['worker_peak_rss_mb']} MB"))
     elif fe:
         rows.append(("peak RSS", f"API {fe.get('api_peak_rss_mb')} MB"))
     width = max(len(a) for a, _ in rows)
-    print(f"\nmachine: {r['machine']}")
+    print(f"\nmachine: {r['machine']}; store: {r.get('store')}")
     for a, b in rows:
         print(f"  {a:<{width}}  {b}")
 

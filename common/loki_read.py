@@ -18,13 +18,15 @@ import dataclasses
 import heapq
 import time
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from common.errors import ParameterError
 from common.log_search import Scope, read_lines
-from common.log_store import Direction, LogLine, LogStore
+from common.log_store import Direction, LogLine, LogStore, Position
 from common.logql import LogQuery, RangeAggregation, VectorAggregation
 from common.logql_eval import Series, evaluate_metric, pipeline, read_bounds
 from common.loki_select import Selection
+from common.query_plan import plan_slices
 
 # Rows a partition read fetches per round trip.
 _PAGE_SIZE = 20_000
@@ -56,8 +58,8 @@ def log_streams(store: LogStore, query: LogQuery, selection: Selection, start_ns
     run = pipeline(query)
     limit = min(limit, caps.max_rows)
     page_size = min(limit + 1, _PAGE_SIZE) if not query.stages else _PAGE_SIZE
-    lines = _lines(store, selection, start_ns, end_ns - 1, direction, page_size, caps.bucket_seconds)
-    budget = _Budget(caps)
+    lines = selected_lines(store, selection, start_ns, end_ns - 1, direction, page_size, caps.bucket_seconds)
+    budget = Budget(caps)
     streams: dict[object, Stream] = {}
     by_identity: dict[int, Stream] = {}
     kept = 0
@@ -96,9 +98,9 @@ def metric_samples(store: LogStore, query: RangeAggregation | VectorAggregation,
         inner = inner.inner
     run = pipeline(inner.log_query)
     from_ns, to_ns = read_bounds(query, start_ns, end_ns)
-    budget = _Budget(caps)
+    budget = Budget(caps)
     samples = []
-    for line, labels_of in _lines(store, selection, from_ns + 1, to_ns, Direction.FORWARD, _PAGE_SIZE,
+    for line, labels_of in selected_lines(store, selection, from_ns + 1, to_ns, Direction.FORWARD, _PAGE_SIZE,
                                   caps.bucket_seconds):
         budget.examine()
         labels = labels_of.get(line.stream)
@@ -110,7 +112,9 @@ def metric_samples(store: LogStore, query: RangeAggregation | VectorAggregation,
     return evaluate_metric(query, samples, start_ns, end_ns, step_ns)
 
 
-class _Budget:
+class Budget:
+    """QUERY_MAX_SCAN_ROWS and QUERY_TIMEOUT_SECONDS over one read: `examine()` each stored line."""
+
     def __init__(self, caps: Caps):
         self._caps = caps
         self._deadline = caps.clock() + caps.timeout_seconds
@@ -128,9 +132,36 @@ class _Budget:
                 f"{self.examined} stored lines; narrow the time range or the stream selector")
 
 
-def _lines(store: LogStore, selection: Selection, start_ns: int, end_ns: int, direction: Direction,
-           page_size: int, bucket_seconds: int) -> Iterator[tuple[LogLine, dict]]:
-    """(line, its container's labels per stream) of every selected container, in the global order."""
+def series_by_bucket(store: LogStore, start_ns: int, end_ns: int, bucket_seconds: int) -> dict[int, list]:
+    """The series index's entries of every bucket in [start_ns, end_ns], by bucket."""
+    buckets = [piece.bucket for piece in plan_slices(start_ns, end_ns, bucket_seconds)]
+    return dict(zip(buckets, store.series_in_buckets(buckets)))
+
+
+class SelectedLine(NamedTuple):
+    """A stored line of a selection, with its container's Loki labels per stream."""
+
+    line: LogLine
+    labels_of: dict[str | None, dict[str, str]]
+
+    @property
+    def ts_ns(self) -> int:
+        return self.line.ts_ns
+
+    @property
+    def position(self) -> Position:
+        return self.line.position
+
+    @property
+    def labels(self) -> dict[str, str] | None:
+        """The line's stream labels (None: a stream the selector did not pick)."""
+        return self.labels_of.get(self.line.stream)
+
+
+def selected_lines(store: LogStore, selection: Selection, start_ns: int, end_ns: int, direction: Direction,
+                   page_size: int, bucket_seconds: int, after: Position | None = None) -> Iterator[SelectedLine]:
+    """Every selected container's lines with start_ns <= ts <= end_ns (strictly after `after`, when
+    given), in the global order."""
     if end_ns < start_ns:
         return iter(())
     reads = []
@@ -138,19 +169,19 @@ def _lines(store: LogStore, selection: Selection, start_ns: int, end_ns: int, di
         namespace, pod_name, container_name = container
         lines = read_lines(store, Scope(namespace, pod_name, container_name), start_ns, end_ns,
                            bucket_seconds=bucket_seconds, direction=direction, page_size=page_size,
-                           buckets=selection.buckets[container])
+                           buckets=selection.buckets[container], after=after)
         reads.append(_tagged(lines, selection.streams[container]))
     if len(reads) == 1:
         return reads[0]
     return heapq.merge(*reads, key=_order, reverse=direction.backward)
 
 
-def _tagged(lines: Iterator[LogLine], labels_of: dict) -> Iterator[tuple[LogLine, dict]]:
+def _tagged(lines: Iterator[LogLine], labels_of: dict) -> Iterator[SelectedLine]:
     for line in lines:
-        yield line, labels_of
+        yield SelectedLine(line, labels_of)
 
 
-def _order(item: tuple[LogLine, dict]) -> tuple:
-    line = item[0]
+def _order(item: SelectedLine) -> tuple:
+    line = item.line
     return line.ts_ns, line.pod_name, line.container_name, line.line_id
 

@@ -35,7 +35,7 @@ from redis.sentinel import Sentinel
 from rq import Queue, Retry, Worker
 from rq.exceptions import DeserializationError
 from rq.intermediate_queue import IntermediateQueue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
@@ -210,7 +210,7 @@ class BatchQueue:
         if length >= mark:
             raise QueueFull(f"{self._settings.queue_name} holds >= {mark} batches")
 
-    def _enqueue_job(self, job_id: str, pipeline) -> None:
+    def _enqueue_job(self, job_id: str, pipeline, at_front: bool = False) -> None:
         self.rq_queue.enqueue_call(
             JOB_FUNCTION,
             args=(self._payload_prefix + job_id,),
@@ -220,6 +220,7 @@ class BatchQueue:
             failure_ttl=FAILED_JOB_TTL_SECONDS,
             retry=Retry(max=len(self._retry_intervals), interval=self._retry_intervals),
             pipeline=pipeline,
+            at_front=at_front,
         )
 
     # --- consumer side (worker) ---
@@ -309,6 +310,36 @@ class BatchQueue:
                 self._enqueue_job(job_id, pipe)
                 pipe.execute()
         return orphans
+
+    def requeue_stranded(self) -> list[str]:
+        """Queue again, first in line, every job a worker died with between RQ listing it as started
+        (prepare_execution) and marking it STARTED (prepare_job_execution); returns their ids.
+
+        RQ's abandoned-job clean-up retries only STARTED jobs and drops the others' entries, and
+        its intermediate-queue clean-up takes such a job back a minute after first seeing it there:
+        90 s or more in all. Here it is taken back once its execution expired, that is once no
+        worker has beaten for it for the heartbeat TTL. Reads the registry without RQ's clean-up,
+        which would drop the entries first. A worker that was only stalled that long may still run
+        the job too: harmless, as for orphans.
+        """
+        started = StartedJobRegistry(queue=self.rq_queue)
+        expired = self._redis.zrangebyscore(started.key, 0, time.time())
+        stranded = []
+        for entry in expired:
+            job_id = started.parse_job_id(entry.decode())
+            job = self.rq_queue.fetch_job(job_id)
+            if job is None or job.get_status(refresh=False) == JobStatus.STARTED:
+                continue  # gone, or RQ's own clean-up retries it
+            intermediate = IntermediateQueue(self.rq_queue.key, connection=self._redis)
+            with self._redis.pipeline(transaction=True) as pipe:
+                pipe.multi()
+                pipe.zrem(started.key, entry)
+                pipe.lrem(intermediate.key, 0, job_id)
+                pipe.delete(intermediate.get_first_seen_key(job_id))
+                self._enqueue_job(job_id, pipe, at_front=True)
+                pipe.execute()
+            stranded.append(job_id)
+        return stranded
 
     def unwritten_batches(self) -> int:
         """Batches acknowledged but not yet in Cassandra (their payloads), whatever RQ says."""

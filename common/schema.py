@@ -9,6 +9,7 @@ from common.log_store import Direction
 from common.settings import Settings
 
 LOG_TABLE = "log_lines"
+BLOCK_TABLE = "log_blocks"
 STREAM_INDEX_TABLE = "log_streams"
 NAMESPACE_INDEX_TABLE = "log_namespaces"
 SERIES_INDEX_TABLE = "log_series"
@@ -39,28 +40,66 @@ def compaction_window(bucket_seconds: int) -> tuple[str, int]:
     return "MINUTES", max(bucket_seconds // 60, 1)
 
 
-def create_log_table(settings: Settings) -> str:
+def _partition_table(settings: Settings, table: str, clustering: tuple[str, str], columns: str,
+                     options: str, comment: str) -> str:
+    """A table of one container's lines, partitioned by (namespace, pod, container, bucket),
+    compacted by time window, with the settings' TTL."""
     unit, size = compaction_window(settings.cassandra_bucket_seconds)
+    first, second = clustering
     return f"""
-        CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{LOG_TABLE} (
+        CREATE TABLE IF NOT EXISTS {settings.cassandra_keyspace}.{table} (
             namespace text,
             pod_name text,
             container_name text,
             bucket bigint,
-            ts_ns bigint,
-            line_id bigint,
+            {first} bigint,
+            {second} bigint,{columns}
+            PRIMARY KEY ((namespace, pod_name, container_name, bucket), {first}, {second})
+        ) WITH CLUSTERING ORDER BY ({first} ASC, {second} ASC)
+          AND compaction = {{'class': 'TimeWindowCompactionStrategy',
+                             'compaction_window_unit': '{unit}', 'compaction_window_size': {size}}}{options}
+          AND default_time_to_live = {settings.cassandra_ttl_seconds}
+          AND comment = '{comment}'"""
+
+
+def create_log_table(settings: Settings) -> str:
+    return _partition_table(settings, LOG_TABLE, ("ts_ns", "line_id"), """
             log text,
             stream text,
             host text,
             pod_id text,
             docker_id text,
-            labels frozen<map<text, text>>,
-            PRIMARY KEY ((namespace, pod_name, container_name, bucket), ts_ns, line_id)
-        ) WITH CLUSTERING ORDER BY (ts_ns ASC, line_id ASC)
-          AND compaction = {{'class': 'TimeWindowCompactionStrategy',
-                             'compaction_window_unit': '{unit}', 'compaction_window_size': {size}}}
-          AND default_time_to_live = {settings.cassandra_ttl_seconds}
-          AND comment = 'kube-insight-logserver pod log lines'"""
+            labels frozen<map<text, text>>,""", "", "kube-insight-logserver pod log lines")
+
+
+def create_block_table(settings: Settings) -> str:
+    """The `blocks` layout: a row per block of one container's lines (common.blocks), clustered by
+    the block's first time and its id; max_ts and line_count let a read skip it undecoded. The
+    data is zstd already: Cassandra's own compression would only spend CPU."""
+    return _partition_table(settings, BLOCK_TABLE, ("first_ts", "block_id"), """
+            max_ts bigint,
+            line_count int,
+            data blob,""", "\n          AND compression = {'enabled': 'false'}",
+                            "kube-insight-logserver pod log lines, in zstd-compressed blocks")
+
+
+def insert_block(keyspace: str) -> str:
+    return (
+        f"INSERT INTO {keyspace}.{BLOCK_TABLE} (namespace, pod_name, container_name, bucket, first_ts, "
+        "block_id, max_ts, line_count, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+
+def select_blocks(keyspace: str, direction: Direction) -> str:
+    """One partition's blocks that may hold lines with low_ts <= ts_ns <= high_ts: first_ts between
+    low_ts - BLOCK_SPAN_NS and high_ts (a block spans less than that), max_ts >= low_ts (filtered
+    by Cassandra, so a skipped block's data never travels)."""
+    order = " ORDER BY first_ts DESC, block_id DESC" if direction.backward else ""
+    return (
+        f"SELECT first_ts, max_ts, data FROM {keyspace}.{BLOCK_TABLE} "
+        "WHERE namespace = ? AND pod_name = ? AND container_name = ? AND bucket = ? "
+        f"AND first_ts >= ? AND first_ts <= ? AND max_ts >= ?{order} ALLOW FILTERING"
+    )
 
 
 def index_ttl_seconds(settings: Settings) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 EXAMPLE_SECRET_MARK = "change-me"
 REPLICATION_STRATEGIES = ("SimpleStrategy", "NetworkTopologyStrategy")
 WRITE_MODES = ("batch", "concurrent")
+LAYOUTS = ("rows", "blocks")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 RECORD_KEYS = ("kubernetes", "log", "stream", "time")  # fixed keys of a fluent-bit record
 CONSISTENCY_LEVELS = ("ONE", "TWO", "THREE", "QUORUM", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE", "ALL")
@@ -78,9 +79,13 @@ class Settings:
         default_factory=lambda: {"cluster": 1}
     )
     cassandra_consistency: str = "LOCAL_QUORUM"
+    cassandra_write_consistency: str = ""  # empty: cassandra_consistency
+    cassandra_read_consistency: str = ""  # empty: cassandra_consistency
+    cassandra_local_dc: str = ""  # empty: the data centre of the contact point the driver reaches first
     cassandra_bucket_seconds: int = 3600
     cassandra_ttl_seconds: int = 0
     cassandra_timeout_seconds: float = 10.0
+    cassandra_layout: str = "rows"
     cassandra_write_mode: str = "batch"
     cassandra_write_concurrency: int = 64
     cassandra_username: str = ""
@@ -100,6 +105,12 @@ class Settings:
             (factor,) = self.cassandra_replication_factors.values()
             return {"class": "SimpleStrategy", "replication_factor": factor}
         return {"class": "NetworkTopologyStrategy", **self.cassandra_replication_factors}
+
+    def write_consistency(self) -> str:
+        return self.cassandra_write_consistency or self.cassandra_consistency
+
+    def read_consistency(self) -> str:
+        return self.cassandra_read_consistency or self.cassandra_consistency
 
 
 # --- value parsers: each raises SettingsError with a message that says what is expected ---
@@ -338,13 +349,28 @@ OPTIONS: tuple[Option, ...] = (
            "CASSANDRA_REPLICATION_FACTORS", _replication_factors,
            'JSON map of replication factors: {"cluster": N} for SimpleStrategy, {"dc1": 3, ...} otherwise'),
     Option("cassandra_consistency", "--cassandra-consistency", "CASSANDRA_CONSISTENCY",
-           _choice(CONSISTENCY_LEVELS, upper=True), "consistency level of writes and reads"),
+           _choice(CONSISTENCY_LEVELS, upper=True),
+           "consistency level of writes and reads unless one of the two below is set"),
+    Option("cassandra_write_consistency", "--cassandra-write-consistency", "CASSANDRA_WRITE_CONSISTENCY",
+           _choice(("", *CONSISTENCY_LEVELS), upper=True),
+           "consistency level a worker's writes are acknowledged at (empty: CASSANDRA_CONSISTENCY)"),
+    Option("cassandra_read_consistency", "--cassandra-read-consistency", "CASSANDRA_READ_CONSISTENCY",
+           _choice(("", *CONSISTENCY_LEVELS), upper=True),
+           "consistency level of queries, tail and discovery (empty: CASSANDRA_CONSISTENCY; LOCAL_ONE "
+           "reads faster and may miss a line written a moment ago)"),
+    Option("cassandra_local_dc", "--cassandra-local-dc", "CASSANDRA_LOCAL_DC", _any_text,
+           "data centre the driver sends requests to, token-aware within it (empty: the first contact "
+           "point's)"),
     Option("cassandra_bucket_seconds", "--cassandra-bucket-seconds", "CASSANDRA_BUCKET_SECONDS",
            _int(60, 7 * 86400), "time span of one partition (bounds partition size); fixed per table"),
     Option("cassandra_ttl_seconds", "--cassandra-ttl-seconds", "CASSANDRA_TTL_SECONDS", _int(0),
            "default TTL of log rows (0: keep forever); a change is applied to the existing tables at start"),
     Option("cassandra_timeout_seconds", "--cassandra-timeout-seconds", "CASSANDRA_TIMEOUT_SECONDS",
            _positive_float, "client-side timeout of one Cassandra request"),
+    Option("cassandra_layout", "--cassandra-layout", "CASSANDRA_LAYOUT", _choice(LAYOUTS),
+           "how workers store lines: 'rows' (a row per line) or 'blocks' (zstd-compressed blocks of one "
+           "container's lines, a row per block); reads always cover both, so a switch is safe either way",
+           "worker"),
     Option("cassandra_write_mode", "--cassandra-write-mode", "CASSANDRA_WRITE_MODE", _choice(WRITE_MODES),
            "'batch' (single-partition unlogged batches under 40 KiB; ~5x faster here) or 'concurrent' (one INSERT per row)",
            "worker"),

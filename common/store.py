@@ -17,8 +17,11 @@ and ingest meanwhile. A driver failure leaves here as one of:
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import logging
 import math
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -34,7 +37,7 @@ from cassandra.protocol import RequestValidationException as ValidationErrorMess
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
-from common import schema
+from common import blocks, schema
 from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, SeriesEntry, StoreConfigError,
                               StoreUnavailable, WriteRefused)
 from common.partitions import PartitionKey, bucket_of
@@ -82,7 +85,7 @@ class CassandraStore:
         self._lock = threading.Lock()
         self._cluster: Cluster | None = None
         self._session: Session | None = None
-        self._statements: dict[str | Direction, PreparedStatement] = {}
+        self._statements: dict[str | Direction | tuple, PreparedStatement] = {}
         self._config_error: StoreConfigError | None = None
         # Index entries this process wrote, and when (monotonic): rewritten after INDEX_REFRESH_SECONDS.
         self._indexed: dict[tuple, float] = {}
@@ -116,12 +119,9 @@ class CassandraStore:
 
     def _open(self) -> None:
         s = self._settings
-        profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-            consistency_level=ConsistencyLevel.name_to_value[s.cassandra_consistency],
-            request_timeout=s.cassandra_timeout_seconds,
-            row_factory=tuple_factory,
-        )
+        # Writes (and DDL, readiness) use the default profile; queries one at the read consistency.
+        writes = _profile(s, s.write_consistency(), tuple_factory)
+        reads = _profile(s, s.read_consistency(), tuple_factory)
         auth = (
             PlainTextAuthProvider(s.cassandra_username, s.cassandra_password)
             if s.cassandra_username
@@ -131,8 +131,9 @@ class CassandraStore:
             contact_points=list(s.cassandra_hosts),
             port=s.cassandra_port,
             execution_profiles={
-                EXEC_PROFILE_DEFAULT: profile,
-                _LINES_PROFILE: _lines_profile(profile),
+                EXEC_PROFILE_DEFAULT: writes,
+                _READS_PROFILE: reads,
+                _LINES_PROFILE: _profile(s, s.read_consistency(), _line_factory),
             },
             auth_provider=auth,
             connect_timeout=min(s.cassandra_timeout_seconds, 2.0),
@@ -140,6 +141,9 @@ class CassandraStore:
             # The driver's default (up to 600 s between attempts, giving up after 64) left a worker
             # idle for over a minute after Cassandra came back from a one-minute outage.
             reconnection_policy=ExponentialReconnectionPolicy(1.0, RECONNECT_MAX_DELAY_SECONDS, max_attempts=None),
+            # Without TCP_NODELAY, a request past a few kB (a block, a 40 KiB batch) waited ~40 ms
+            # for the server's delayed ACK before its last segment left (Nagle): bench/README.
+            sockopts=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
             **_libev_if_available(),
         )
         self._cluster = cluster
@@ -147,9 +151,12 @@ class CassandraStore:
         self._ensure_schema(session)
         keyspace = s.cassandra_keyspace
         self._statements = {
-            name: session.prepare(cql)
+            name: _prepare_idempotent(session, cql)
             for name, cql in (
                 ("insert", schema.insert_row(keyspace)),
+                ("insert_block", schema.insert_block(keyspace)),
+                (("blocks", Direction.FORWARD), schema.select_blocks(keyspace, Direction.FORWARD)),
+                (("blocks", Direction.BACKWARD), schema.select_blocks(keyspace, Direction.BACKWARD)),
                 ("insert_stream", schema.insert_stream(keyspace)),
                 ("insert_namespace", schema.insert_namespace(keyspace)),
                 ("insert_series", schema.insert_series(keyspace)),
@@ -175,6 +182,7 @@ class CassandraStore:
         existing = keyspace.tables if keyspace is not None else {}
         for table, create in (
             (schema.LOG_TABLE, schema.create_log_table),
+            (schema.BLOCK_TABLE, schema.create_block_table),
             (schema.STREAM_INDEX_TABLE, schema.create_stream_index_table),
             (schema.NAMESPACE_INDEX_TABLE, schema.create_namespace_index_table),
             (schema.SERIES_INDEX_TABLE, schema.create_series_index_table),
@@ -192,6 +200,7 @@ class CassandraStore:
         s = self._settings
         wanted = {
             schema.LOG_TABLE: s.cassandra_ttl_seconds,
+            schema.BLOCK_TABLE: s.cassandra_ttl_seconds,
             schema.STREAM_INDEX_TABLE: schema.index_ttl_seconds(s),
             schema.NAMESPACE_INDEX_TABLE: schema.index_ttl_seconds(s),
             schema.SERIES_INDEX_TABLE: schema.index_ttl_seconds(s),
@@ -246,23 +255,64 @@ class CassandraStore:
         """Write every row (idempotently: same rows, same keys) and the index entries that find
         them; returns the partitions touched."""
         session = self.connect()
+        if self._settings.cassandra_layout == "blocks":
+            return self._write_blocks(session, rows)
         by_partition = self._params_by_partition(rows)
         index_entries = self._unindexed(by_partition)
         if self._settings.cassandra_write_mode == "batch":
-            requests = [(batch, (), params) for partition in by_partition.values()
-                        for batch, params in self._batches(partition)]
+            requests = [(batch, (), functools.partial(self._split_rows, params))
+                        for partition in by_partition.values() for batch, params in self._batches(partition)]
         else:
             insert = self._statements["insert"]
-            requests = [(insert, p, [p]) for partition in by_partition.values() for p in partition]
+            requests = [(insert, p, functools.partial(self._split_rows, [p]))
+                        for partition in by_partition.values() for p in partition]
         requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
         self._send(session, requests)
         self._remember_indexed(index_entries)
         return len(by_partition)
 
+    def _write_blocks(self, session: Session, rows: Sequence[LogRow]) -> int:
+        """The `blocks` layout: one INSERT per block (common.blocks) of each partition's lines."""
+        rows = list(rows)
+        groups = blocks.group_by_partition(rows, line_ids(rows), self._settings.cassandra_bucket_seconds)
+        series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
+        index_entries = self._not_recently_indexed(series)
+        insert = self._statements["insert_block"]
+        requests = []
+        for key, lines in groups.items():
+            for block in blocks.cut_blocks(lines):
+                requests.append((insert, (*key, *block), functools.partial(self._split_block, key, block)))
+        requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
+        self._send(session, requests)
+        self._remember_indexed(index_entries)
+        return len(groups)
+
+    def _split_block(self, key: tuple, block: blocks.Block, error: BaseException) -> list[tuple]:
+        halves = blocks.split_block(block)
+        if halves is None:
+            namespace, pod_name, container_name, _ = key
+            raise BatchNeverWritable(
+                f"the line of {namespace}/{pod_name}/{container_name} at ts_ns={block.first_ts} ({len(block.data)} "
+                f"bytes compressed) is too large for Cassandra even alone and can never be written as it is "
+                f"({_describe(error)}); raise Cassandra's native_transport_max_message_size / max_mutation_size, "
+                f"then requeue the failed batch") from error
+        log.warning("event=write_split lines=%d into=%d+%d error=%s", block.line_count, halves[0].line_count,
+                    halves[1].line_count, _describe(error))
+        insert = self._statements["insert_block"]
+        return [(insert, (*key, *half), functools.partial(self._split_block, key, half)) for half in halves]
+
+    def _split_rows(self, rows: list[tuple], error: BaseException) -> list[tuple]:
+        if len(rows) == 1:
+            raise BatchNeverWritable(_never_writable(rows[0], error)) from error
+        half = len(rows) // 2
+        log.warning("event=write_split rows=%d into=%d+%d error=%s", len(rows), half, len(rows) - half,
+                    _describe(error))
+        return [(self._batch(part), (), functools.partial(self._split_rows, part)) for part in (rows[:half], rows[half:])]
+
     def _send(self, session: Session, requests: list[tuple]) -> None:
-        """Run every (statement, parameters, line rows or None) request concurrently. A request
-        Cassandra finds too large is split in halves, and the halves sent, until each is small
-        enough or a single row, which can never be written."""
+        """Run every (statement, parameters, split or None) request concurrently. A request
+        Cassandra finds too large is split in halves by its `split(error)`, and the halves sent,
+        until each is small enough or a single line, which can never be written (split raises)."""
         while requests:
             try:
                 outcomes = execute_concurrent(
@@ -271,9 +321,9 @@ class CassandraStore:
                 )
             except _DRIVER_ERRORS as error:
                 raise StoreUnavailable(f"write failed: {_describe(error)}") from error
-            failures = [(rows, error) for (_, _, rows), (ok, error) in zip(requests, outcomes) if not ok]
-            too_large = [(rows, error) for rows, error in failures if rows is not None and is_too_large(error)]
-            others = [error for rows, error in failures if rows is None or not is_too_large(error)]
+            failures = [(split, error) for (_, _, split), (ok, error) in zip(requests, outcomes) if not ok]
+            too_large = [(split, error) for split, error in failures if split is not None and is_too_large(error)]
+            others = [error for split, error in failures if split is None or not is_too_large(error)]
             # An outage's failure first: the whole batch is tried again later, at no cost to its retries.
             for error in sorted(others, key=is_refusal):
                 if is_refusal(error):
@@ -282,18 +332,12 @@ class CassandraStore:
                     raise StoreUnavailable(f"write failed: {_describe(error)}") from error
                 raise error
             requests = []
-            for rows, error in too_large:
-                if len(rows) == 1:
-                    raise BatchNeverWritable(_never_writable(rows[0], error)) from error
-                half = len(rows) // 2
-                log.warning("event=write_split rows=%d into=%d+%d error=%s", len(rows), half, len(rows) - half,
-                            _describe(error))
-                requests += [(self._batch(rows[:half]), (), rows[:half]), (self._batch(rows[half:]), (), rows[half:])]
+            for split, error in too_large:
+                requests += split(error)
 
     def _unindexed(self, by_partition: dict[tuple, list[tuple]]) -> list[tuple]:
         """The label sets (namespace, pod, container, bucket, stream or '', sorted label items) of the
         rows whose index entries this process has not written within INDEX_REFRESH_SECONDS."""
-        now = time.monotonic()
         unset = UNSET_VALUE
         entries = []
         for key, params in by_partition.items():
@@ -310,9 +354,13 @@ class CassandraStore:
                 if series in seen:
                     continue
                 seen.add(series)
-                if now - self._indexed.get(series, -math.inf) > schema.INDEX_REFRESH_SECONDS:
-                    entries.append(series)
-        return entries
+                entries.append(series)
+        return self._not_recently_indexed(entries)
+
+    def _not_recently_indexed(self, series: list[tuple]) -> list[tuple]:
+        """The label sets whose index entries this process has not written within INDEX_REFRESH_SECONDS."""
+        now = time.monotonic()
+        return [entry for entry in series if now - self._indexed.get(entry, -math.inf) > schema.INDEX_REFRESH_SECONDS]
 
     def _index_statements(self, entries: list[tuple]) -> list[tuple]:
         statements, streams, namespaces = [], set(), set()
@@ -384,6 +432,7 @@ class CassandraStore:
         version = insert.protocol_version
         serialize = [column.type.serialize for column in insert.column_metadata]
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        batch.is_idempotent = True  # its rows are keyed by content (row_keys): writing twice changes nothing
         batch.add(insert, params[0])
         # Pre-serialized values need protocol v4+ (UNSET) and no column encryption; else the driver binds.
         add_serialized = getattr(BatchStatement, "_add_statement_and_params", None)
@@ -416,18 +465,37 @@ class CassandraStore:
     def read_range(
         self, partition: PartitionKey, low: Bound, high: Bound, *, direction: Direction, page_size: int,
         first_page_size: int | None = None,
-    ) -> "RangeRead":
+    ) -> Iterator[LogLine]:
         """Start reading one partition's lines between two inclusive bounds (the first page, of
         first_page_size lines if given, is requested at once; iterate the result for the lines, in
-        clustering or reverse order, the later pages page_size lines each)."""
+        clustering or reverse order, the later pages page_size lines each).
+
+        Both layouts are read, whatever CASSANDRA_LAYOUT says (it only chooses how lines are
+        written): a keyspace that held rows, then blocks (or the reverse) reads as one, and a
+        switch never hides a line from a process that has not restarted yet."""
         session = self.connect()
         statement = self._statements[direction].bind((*partition, *low, *high))
-        statement.fetch_size = first_page_size or page_size
+        rows = self._start(session, statement, first_page_size or page_size, page_size, _LINES_PROFILE)
+        block_lines = self._read_blocks(session, partition, low, high, direction, page_size, first_page_size)
+        return _merged_layouts(iter(rows), block_lines, direction)
+
+    def _read_blocks(self, session: Session, partition: PartitionKey, low: Bound, high: Bound, direction: Direction,
+                     page_size: int, first_page_size: int | None) -> Iterator[LogLine]:
+        earliest_first = max(low[0] - blocks.BLOCK_SPAN_NS, schema.LINE_ID_MIN)
+        statement = self._statements[("blocks", direction)].bind((*partition, earliest_first, high[0], low[0]))
+        read = self._start(session, statement, _blocks_per_page(first_page_size or page_size),
+                           _blocks_per_page(page_size), EXEC_PROFILE_DEFAULT)
+        return blocks.merge_blocks(read, low, high, backward=direction.backward, pod_name=partition[1],
+                                   container_name=partition[2])
+
+    @staticmethod
+    def _start(session: Session, statement, first_page_size: int, page_size: int, profile) -> "RangeRead":
+        statement.fetch_size = first_page_size
         try:
-            future = session.execute_async(statement, execution_profile=_LINES_PROFILE)
+            future = session.execute_async(statement, execution_profile=profile)
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
-        return RangeRead(session, statement, future, page_size)
+        return RangeRead(session, statement, future, page_size, profile)
 
     def containers_in_buckets(
         self, namespace: str, pod_name: str | None, buckets: Sequence[int],
@@ -456,7 +524,8 @@ class CassandraStore:
         """One prepared read per parameter tuple, all in flight at once; their rows, in order."""
         session = self.connect()
         try:
-            futures = [session.execute_async(self._statements[statement], p) for p in params]
+            futures = [session.execute_async(self._statements[statement], p, execution_profile=_READS_PROFILE)
+                       for p in params]
             return [list(future.result()) for future in futures]
         except _DRIVER_ERRORS as error:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
@@ -467,11 +536,12 @@ class RangeRead:
     page as they are iterated; the next page is requested before the current one is handed out,
     so Cassandra reads it while the caller works through this one."""
 
-    def __init__(self, session: Session, statement, future, page_size: int):
+    def __init__(self, session: Session, statement, future, page_size: int, profile: str):
         self._session = session
         self._statement = statement
         self._future = future
         self._page_size = page_size
+        self._profile = profile
 
     def __iter__(self) -> Iterator[LogLine]:
         try:
@@ -481,7 +551,7 @@ class RangeRead:
                 lines = result.current_rows
                 following = (
                     self._session.execute_async(self._statement, paging_state=result.paging_state,
-                                                execution_profile=_LINES_PROFILE)
+                                                execution_profile=self._profile)
                     if result.has_more_pages else None
                 )
                 yield from lines
@@ -495,8 +565,46 @@ class RangeRead:
             raise StoreUnavailable(f"query failed: {_describe(error)}") from error
 
 
+# Index reads, at the read consistency.
+_READS_PROFILE = "reads"
 # Range reads build LogLine tuples straight from the driver's rows (columns in LogLine's order).
 _LINES_PROFILE = "lines"
+# Blocks a read fetches per page: about a page's lines (a block of the bench holds ~250), 2 to 32.
+_LINES_PER_BLOCK_PAGE = 256
+
+
+def _blocks_per_page(lines: int) -> int:
+    return min(max(lines // _LINES_PER_BLOCK_PAGE, 2), 32)
+
+
+def _merged_layouts(rows: Iterator[LogLine], block_lines: Iterator[LogLine],
+                    direction: Direction) -> Iterator[LogLine]:
+    """One partition's lines from both layouts, each identity once. A partition mostly lives in
+    one layout (both only in the bucket of a switch, or after a batch retried across one): when a
+    layout has no line in range, the other's lines pass through unmerged."""
+    first_row = next(rows, None)
+    first_block_line = next(block_lines, None)
+    if first_block_line is None:
+        if first_row is not None:
+            yield first_row
+            yield from rows
+        return
+    if first_row is None:
+        yield first_block_line
+        yield from block_lines
+        return
+    last = None
+    merged = heapq.merge(itertools.chain((first_row,), rows), itertools.chain((first_block_line,), block_lines),
+                         key=_identity, reverse=direction.backward)
+    for line in merged:
+        identity = (line.ts_ns, line.line_id)
+        if identity != last:
+            last = identity
+            yield line
+
+
+def _identity(line: LogLine) -> tuple[int, int]:
+    return line.ts_ns, line.line_id
 
 
 def _line_factory(column_names: list[str], rows: list[tuple]) -> list[LogLine]:
@@ -507,13 +615,22 @@ def _line_factory(column_names: list[str], rows: list[tuple]) -> list[LogLine]:
 _as_line = functools.partial(tuple.__new__, LogLine)
 
 
-def _lines_profile(default: ExecutionProfile) -> ExecutionProfile:
+def _profile(settings: Settings, consistency: str, row_factory) -> ExecutionProfile:
     return ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        consistency_level=default.consistency_level,
-        request_timeout=default.request_timeout,
-        row_factory=_line_factory,
+        # Each request goes to a replica of its partition in the local data centre (no extra hop).
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.cassandra_local_dc)),
+        consistency_level=ConsistencyLevel.name_to_value[consistency],
+        request_timeout=settings.cassandra_timeout_seconds,
+        row_factory=row_factory,
     )
+
+
+def _prepare_idempotent(session: Session, cql: str) -> PreparedStatement:
+    """Every prepared statement here is idempotent (INSERTs of content-keyed rows, SELECTs): marked
+    so, the driver may retry one on another replica after a timeout or a node's loss."""
+    statement = session.prepare(cql)
+    statement.is_idempotent = True
+    return statement
 
 
 def _libev_if_available() -> dict:

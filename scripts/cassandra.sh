@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# A real single-node Cassandra 5.0 from Maven Central, run without Docker.
+# A real Cassandra 5.0 node from Maven Central, run without Docker: the single development node,
+# or one node of the local cluster (scripts/cassandra-cluster.sh runs three through this script).
 #   scripts/cassandra.sh install   resolve cassandra-all + dependencies into .cassandra/lib (once)
 #   scripts/cassandra.sh start     start the node in the background (no-op when already up), wait for CQL
 #   scripts/cassandra.sh stop      stop it (SIGTERM, then SIGKILL after a grace period)
 #   scripts/cassandra.sh status    exit 0 when the node answers on its CQL port
-# Settings (env): CASSANDRA_PORT (9042), CASSANDRA_STORAGE_PORT (7000), CASSANDRA_JMX_PORT (7199),
+# Settings (env): CASSANDRA_LISTEN_ADDRESS (127.0.0.1; listen and CQL address),
+# CASSANDRA_PORT (9042), CASSANDRA_STORAGE_PORT (7000), CASSANDRA_JMX_PORT (7199),
+# CASSANDRA_SEEDS (the node itself: address:storage_port, comma-separated),
 # CASSANDRA_HEAP (1G), RUN_DIR (.run), CASSANDRA_START_TIMEOUT (seconds, 240).
 set -euo pipefail
 
@@ -14,15 +17,17 @@ lib="$root/.cassandra/lib"
 run_dir=${RUN_DIR:-$root/.run}
 home="$run_dir/cassandra"
 pid_file="$run_dir/cassandra.pid"
+address=${CASSANDRA_LISTEN_ADDRESS:-127.0.0.1}
 native_port=${CASSANDRA_PORT:-9042}
 storage_port=${CASSANDRA_STORAGE_PORT:-7000}
 jmx_port=${CASSANDRA_JMX_PORT:-7199}
+seeds=${CASSANDRA_SEEDS:-$address:$storage_port}
 heap=${CASSANDRA_HEAP:-1G}
 start_timeout=${CASSANDRA_START_TIMEOUT:-240}
 
 log() { printf '[cassandra] %s\n' "$*"; }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$address/$1") 2>/dev/null; }
 
 running_pid() {
   [ -f "$pid_file" ] || return 1
@@ -44,19 +49,20 @@ install() {
 
 write_config() {
   mkdir -p "$home/data" "$home/commitlog" "$home/hints" "$home/saved_caches" "$home/cdc_raw" "$home/logs"
-  sed -e "s#@DIR@#$home#g" -e "s#@STORAGE_PORT@#$storage_port#g" -e "s#@NATIVE_PORT@#$native_port#g" \
+  sed -e "s#@DIR@#$home#g" -e "s#@ADDRESS@#$address#g" -e "s#@SEEDS@#$seeds#g" \
+      -e "s#@STORAGE_PORT@#$storage_port#g" -e "s#@NATIVE_PORT@#$native_port#g" \
       "$here/cassandra.yaml.template" > "$home/cassandra.yaml"
 }
 
 start() {
   install
   if running_pid >/dev/null && port_open "$native_port"; then
-    log "already running (pid $(cat "$pid_file")) on port $native_port"; return 0
+    log "already running (pid $(cat "$pid_file")) on $address:$native_port"; return 0
   fi
   if ! running_pid >/dev/null; then
     write_config
     local jamm; jamm=$(ls "$lib"/jamm-*.jar | head -n 1)
-    log "starting on 127.0.0.1:$native_port (heap $heap, log $home/logs/system.log)"
+    log "starting on $address:$native_port (heap $heap, log $home/logs/system.log)"
     # shellcheck disable=SC2046
     nohup java $(grep -v '^#' "$here/jvm17.options") \
       -Xms"$heap" -Xmx"$heap" -javaagent:"$jamm" \
@@ -84,12 +90,12 @@ wait_ready() {
       log "the JVM exited; last lines of its output:"; tail -n 30 "$home/logs/stdout.log" >&2; exit 1
     fi
     if [ "$waited" -ge "$start_timeout" ]; then
-      log "not answering on port $native_port after ${start_timeout}s"; tail -n 30 "$home/logs/system.log" >&2; exit 1
+      log "not answering on $address:$native_port after ${start_timeout}s"; tail -n 30 "$home/logs/system.log" >&2; exit 1
     fi
-    if [ $((waited % 10)) -eq 0 ]; then log "waiting for CQL on port $native_port (${waited}s)"; fi
+    if [ $((waited % 10)) -eq 0 ]; then log "waiting for CQL on $address:$native_port (${waited}s)"; fi
     sleep 1; waited=$((waited + 1))
   done
-  log "ready on port $native_port after ${waited}s"
+  log "ready on $address:$native_port after ${waited}s"
 }
 
 stop() {

@@ -15,6 +15,8 @@ from common.settings import Settings
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CASSANDRA_HOST = os.environ.get("TEST_CASSANDRA_HOST", "127.0.0.1")
 CASSANDRA_PORT = int(os.environ.get("TEST_CASSANDRA_PORT", "9042"))
+# The layout the integration tests' workers write (CASSANDRA_LAYOUT): run the suite once per layout.
+TEST_LAYOUT = os.environ.get("KIL_TEST_LAYOUT", "rows")
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -44,7 +46,32 @@ def integration_settings() -> Settings:
         cassandra_consistency="ONE",
         job_retry_intervals=(0, 0, 0),
         worker_metrics_port=0,
+        cassandra_layout=TEST_LAYOUT,
     )
+
+
+def _store_writing(settings: Settings, layout: str):
+    from common.store import CassandraStore
+
+    store = CassandraStore(dataclasses.replace(settings, cassandra_layout=layout))
+    store.connect()
+    return store
+
+
+@pytest.fixture(scope="session")
+def real_blocks_store(integration_settings):
+    """A store of the session's keyspace that writes the `blocks` layout, whatever KIL_TEST_LAYOUT says."""
+    store = _store_writing(integration_settings, "blocks")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def real_rows_store(integration_settings):
+    """A store of the session's keyspace that writes the `rows` layout, whatever KIL_TEST_LAYOUT says."""
+    store = _store_writing(integration_settings, "rows")
+    yield store
+    store.close()
 
 
 @pytest.fixture(scope="session")

@@ -195,20 +195,36 @@ class StoreWorker(SimpleWorker):
         return True
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's maintenance, then the orphan scan, by one worker per pass (a lock that expires
-        before the next pass).
+        """RQ's maintenance between two scans of our own, by one worker per pass (a lock that
+        expires before the next pass): stranded jobs first, before RQ's clean-up drops their
+        entries, then orphaned batches.
 
         No public hook: RQ's maintenance interval has no callback; its cron scheduler would be a
         process of its own, with an interval of its own."""
+        scanning = self._take_scan_lock()
+        if scanning:
+            self._requeue("stranded_jobs_requeued", self.context.queue.requeue_stranded)
         super().run_maintenance_tasks()
+        if scanning:
+            self._requeue("orphans_requeued", self.context.queue.requeue_orphans)
+
+    def _take_scan_lock(self) -> bool:
         lock = orphan_scan_lock_key(self.context.queue.rq_queue.name)
         try:
-            if self.connection.set(lock, self.name, nx=True, ex=max(int(self.maintenance_interval) - 1, 1)):
-                orphans = self.context.queue.requeue_orphans()
-                if orphans:
-                    log.warning("event=orphans_requeued count=%d jobs=%s", len(orphans), ",".join(orphans))
+            return bool(self.connection.set(lock, self.name, nx=True, ex=max(int(self.maintenance_interval) - 1, 1)))
         except redis.RedisError as error:
             log.warning("event=orphan_scan_failed error=%s", error)
+            return False
+
+    @staticmethod
+    def _requeue(event: str, scan) -> None:
+        try:
+            job_ids = scan()
+        except redis.RedisError as error:
+            log.warning("event=orphan_scan_failed error=%s", error)
+            return
+        if job_ids:
+            log.warning("event=%s count=%d jobs=%s", event, len(job_ids), ",".join(job_ids))
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """HEARTBEAT_TTL_SECONDS, however long the job's timeout (see the module docstring).

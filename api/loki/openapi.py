@@ -43,9 +43,10 @@ def _errors(busy: dict, unauthorized: dict, retry_later: dict) -> dict:
     }
 
 
-def _operation(summary: str, description: str, parameters: list[dict], ok: dict, errors: dict, post: bool):
+def _operation(summary: str, description: str, parameters: list[dict], ok: dict, errors: dict, post: bool,
+               ok_status: str = "200"):
     get = {"summary": summary, "description": description, "security": [{}, {"queryToken": []}],
-           "parameters": parameters, "responses": {"200": ok, **errors}}
+           "parameters": parameters, "responses": {ok_status: ok, **errors}}
     item = {"get": get}
     if post:
         path_params = [param for param in parameters if param["in"] == "path"]
@@ -95,6 +96,23 @@ def loki_paths(busy: dict, unauthorized: dict, retry_later: dict) -> dict:
             _answer("Label sets", {"type": "array", "items": {"type": "object",
                                                               "additionalProperties": {"type": "string"}}}),
             errors, post=True),
+        "/loki/api/v1/tail": _operation(
+            "Loki: live tail over WebSocket (Grafana Live, logcli query --tail)",
+            "Send `Upgrade: websocket` (ws://host:port/loki/api/v1/tail?query=...). Everything refusable is "
+            "refused before the upgrade, as HTTP; then 101 and text messages {\"streams\": [{\"stream\": "
+            "{...}, \"values\": [[\"<ns>\", \"line\"]]}]}: first the newest `limit` lines since `start`, "
+            "oldest first, then every new line once, in order. A request without the upgrade headers is 400.",
+            [_param("query", _QUERY, "A log query; a metric query is 400", required=True),
+             _param("start", _TIME, "Defaults to an hour ago; at most QUERY_MAX_RANGE_SECONDS ago"),
+             _param("limit", {"type": "integer", "minimum": 1}, "Stored lines sent first; default 100, at most "
+                                                                  "QUERY_MAX_ROWS"),
+             _param("delay_for", {"type": "integer", "minimum": 0, "maximum": 5},
+                    "Seconds each poll stays behind now, for late lines")],
+            {"description": "Switching Protocols: the WebSocket session"}, errors, post=False, ok_status="101"),
+        "/loki/api/v1/format_query": _operation(
+            "Loki: the query written back one canonical way", "A query this server refuses is 400, naming "
+            "the construct.", [_param("query", _QUERY, required=True)], _answer("The formatted query", {"type": "string"}),
+            {"400": errors["400"], "401": unauthorized}, post=True),
         "/loki/api/v1/status/buildinfo": _operation(
             "Loki: the Loki API version this server speaks", "", [],
             {"description": "Build information", "content": {"application/json": {"schema": {

@@ -14,11 +14,11 @@ from common.errors import ParameterError
 from common.log_store import LogStore
 from common.logql import (LogQLError, LogQuery, Query, Selector, is_constant, is_metric_query, log_query_of, parse,
                           NS_PER_SECOND)
+from common.logql_format import format_query
 from common.logql_eval import evaluate_constant, format_value, is_scalar, read_bounds, step_count
-from common.loki_read import Caps, log_streams, metric_samples
+from common.loki_read import Caps, log_streams, metric_samples, series_by_bucket
 from common.loki_labels import LokiLabelNames
 from common.loki_select import Selection, label_sets, select
-from common.query_plan import plan_slices
 from common.settings import Settings
 from common.timestamps import now_ns
 
@@ -43,7 +43,7 @@ def _success(resp: falcon.Response, data: dict) -> None:
     resp.content_type = falcon.MEDIA_JSON
 
 
-class _LokiResource:
+class LokiResource:
     def __init__(self, settings: Settings, store: LogStore):
         self._settings = settings
         self._store = store
@@ -56,17 +56,21 @@ class _LokiResource:
 
     def _series(self, start_ns: int, end_ns: int) -> dict[int, list]:
         """The series index's entries of every bucket in [start_ns, end_ns], by bucket."""
-        buckets = [piece.bucket for piece in plan_slices(start_ns, end_ns, self._settings.cassandra_bucket_seconds)]
-        return dict(zip(buckets, self._store.series_in_buckets(buckets)))
+        return series_by_bucket(self._store, start_ns, end_ns, self._settings.cassandra_bucket_seconds)
 
     def _selection(self, selector: Selector, start_ns: int, end_ns: int) -> Selection:
         return select(selector, self._series(start_ns, end_ns), self._names)
 
+
+
+class _FormPost:
+    """POST with a form body answers as GET, as Loki's reads do."""
+
     def on_post(self, req: falcon.Request, resp: falcon.Response, **kwargs) -> None:
-        self.on_get(req, resp, **kwargs)
+        self.on_get(req, resp, **kwargs)  # type: ignore[attr-defined]
 
 
-class QueryRangeResource(_LokiResource):
+class QueryRangeResource(_FormPost, LokiResource):
     """GET|POST /loki/api/v1/query_range: streams for a log query, a matrix for a metric query."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -139,7 +143,7 @@ def _selectors(texts: list[str], name: str) -> list[Selector]:
     return selectors
 
 
-class _IndexResource(_LokiResource):
+class _IndexResource(_FormPost, LokiResource):
     def _label_sets(self, params: p.Params, selector_names: tuple[str, ...]) -> list[dict[str, str]]:
         s = self._settings
         start_ns, end_ns = p.time_range(params, now_ns(), s.query_max_range_seconds, p.DEFAULT_LABELS_RANGE_SECONDS)
@@ -173,9 +177,17 @@ class SeriesResource(_IndexResource):
         _success_list(resp, self._label_sets(params, ("match[]", "match")))
 
 
-def _success_list(resp: falcon.Response, data: list) -> None:
+def _success_list(resp: falcon.Response, data: list | str) -> None:
     resp.data = _json.encode({"status": "success", "data": data})
     resp.content_type = falcon.MEDIA_JSON
+
+
+class FormatQueryResource(_FormPost):
+    """GET|POST /loki/api/v1/format_query?query=...: the query written back one canonical way
+    (common/logql_format.py); a query this server refuses is 400, as for the reads."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        _success_list(resp, format_query(parse(p.required(p.request_params(req), "query"))))
 
 
 class BuildInfoResource:

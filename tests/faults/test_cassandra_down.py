@@ -13,22 +13,17 @@ import time
 
 import pytest
 
-from common.queue import PAYLOAD_KEY_PREFIX, BatchQueue, connect_redis
-from common.store import CassandraStore
+from common.queue import PAYLOAD_KEY_PREFIX
 from tests.conftest import with_changes
-from tests.faults import processes
 from tests.faults.cassandra_node import CassandraNode
-from tests.faults.ledger import Ledger
-from tests.faults.load import Senders
+from tests.faults.service import service_under_load
 from tests.integration.pipeline import unique
-from tests.integration.redis_server import free_port
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 OUTAGE_SECONDS = 60
 HIGH_WATER_MARK = 40  # batches: reached about 3 s into the outage at 16 batches/s
-SENDERS, BATCH_SIZE, INTERVAL = 4, 200, 0.25  # 3,200 records/s
 RETRY_INTERVALS = "0,0,0"  # a worker spending retries on the outage would fill the failed registry at once
 RECOVERY_LIMIT_SECONDS = 45  # the worker's longest pause between pings (10 s) + the driver's reconnect (5 s), with room
 LONGEST_ANSWER_SECONDS = 2.0
@@ -49,23 +44,13 @@ def test_cassandra_down_for_a_minute_under_load_loses_nothing_and_spends_no_retr
     node = private_cassandra
     settings = with_changes(integration_settings, cassandra_port=node.port, queue_name=unique("cassandra-down"),
                             queue_high_water_mark=HIGH_WATER_MARK, job_retry_intervals=(0, 0, 0))
-    store = CassandraStore(settings)
-    store.connect()  # the schema exists before the worker and the API start
-    redis = connect_redis(settings)
-    queue = BatchQueue(redis, settings)
     env = {"QUEUE_HIGH_WATER_MARK": str(HIGH_WATER_MARK), "JOB_RETRY_INTERVALS": RETRY_INTERVALS,
            "RETRY_AFTER_SECONDS": "1"}
-    port = free_port()
-    worker = processes.start("worker", settings, tmp_path / "worker.log", **env)
-    api = processes.start_api(settings, tmp_path / "api.log", port, **env)
-    namespace, ledger = unique("cassandra-down"), Ledger()
-    senders = Senders(port, namespace, ledger, threads=SENDERS, batch_size=BATCH_SIZE, interval=INTERVAL,
-                      give_up_after=OUTAGE_SECONDS + 240)
     failed_counts = []
-    try:
-        senders.start()
-        wait_for(lambda: len(ledger.acknowledged) >= 40 * BATCH_SIZE, timeout=30, interval=0.1,
-                 what="load before the outage")
+    with service_under_load(settings, tmp_path, warm_up_batches=40, give_up_after=OUTAGE_SECONDS + 240,
+                            **env) as load:
+        store, redis, queue, senders, ledger, namespace = (load.store, load.redis, load.queue, load.senders,
+                                                           load.ledger, load.namespace)
         assert queue.unwritten_batches() < 40, "the worker writes before the outage"
 
         outage_began = time.monotonic()
@@ -80,14 +65,7 @@ def test_cassandra_down_for_a_minute_under_load_loses_nothing_and_spends_no_retr
                  interval=0.5, what="the outage's backlog to be written")
         recovery = time.monotonic() - back_at
         time.sleep(2)  # some load after the recovery, before the senders finish
-    finally:
-        senders.stop()
-    try:
-        wait_for(lambda: queue.unwritten_batches() == 0, timeout=60, interval=0.1, what="every batch to be written")
-        failed_counts.append(queue.status().failed)
-    finally:
-        processes.stop(api)
-        processes.stop(worker)
+    failed_counts.append(queue.status().failed)
 
     result = ledger.reconcile(store, namespace)
     store.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.pipeline import build_pipeline, unique
+from tests.store_reads import stored_columns
 from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
@@ -64,12 +65,8 @@ def stored_logs(pipeline, pod, start=FROM, end=TO) -> list[str]:
 
 def stored_count(pipeline, pod) -> int:
     namespace, pod_name = pod
-    (count,) = pipeline.store.connect().execute(
-        f"SELECT COUNT(*) FROM {pipeline.settings.cassandra_keyspace}.log_lines "
-        "WHERE namespace = %s AND pod_name = %s AND container_name = 'app' AND bucket = %s",
-        (namespace, pod_name, BUCKET), timeout=60,
-    ).one()
-    return count
+    return len(stored_columns(pipeline.store, pipeline.settings.cassandra_keyspace, namespace, pod_name, "app",
+                              BUCKET))
 
 
 # --- with offsets: exactly once ---

@@ -20,6 +20,7 @@ from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 from tests.conftest import with_changes
 from tests.fixtures import DATA_DIR, LOKI_PUSH_CAPTURES, loki_push_capture
 from tests.integration.pipeline import build_pipeline, unique
+from tests.store_reads import stored_columns
 from tests.records import loki_json_push, loki_protobuf_push
 
 pytestmark = pytest.mark.integration
@@ -84,11 +85,9 @@ def queried(pipeline, namespace, pod, container, start_ns, end_ns) -> list[tuple
 def stored_rows(settings, store, namespace, pod, container, ts_ns) -> list[tuple]:
     """(ts_ns, log, stream, labels) of the partition holding ts_ns, straight from Cassandra: the API
     does not serve labels."""
-    rows = store.connect().execute(
-        f"SELECT ts_ns, log, stream, labels FROM {settings.cassandra_keyspace}.log_lines "
-        "WHERE namespace = %s AND pod_name = %s AND container_name = %s AND bucket = %s",
-        (namespace, pod, container, bucket_of(ts_ns, store.bucket_seconds)))
-    return [(ts_ns, log, stream, dict(labels) if labels else None) for ts_ns, log, stream, labels in rows]
+    lines = stored_columns(store, settings.cassandra_keyspace, namespace, pod, container,
+                           bucket_of(ts_ns, store.bucket_seconds))
+    return [(line.ts_ns, line.log, line.stream, line.labels) for line in lines]
 
 
 @pytest.mark.parametrize("capture", LOKI_PUSH_CAPTURES)

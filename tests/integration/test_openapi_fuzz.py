@@ -85,6 +85,13 @@ FUZZING = [
     ("GET /loki/api/v1/series", NEGATIVE, 40),
     ("POST /loki/api/v1/series", POSITIVE, 10),
     ("GET /loki/api/v1/status/buildinfo", POSITIVE, 1),
+    ("GET /loki/api/v1/format_query", POSITIVE, 60),
+    ("GET /loki/api/v1/format_query", NEGATIVE, 60),
+    ("POST /loki/api/v1/format_query", POSITIVE, 20),
+    # A WebSocket: the fuzzer sends no upgrade headers, so every case is refused before any upgrade
+    # (400 for a plain GET, as for a bad parameter); the sessions are tests/integration/test_loki_tail.py's.
+    ("GET /loki/api/v1/tail", POSITIVE, 60),
+    ("GET /loki/api/v1/tail", NEGATIVE, 60),
     ("GET /", POSITIVE, 1),
     ("GET /ui/{file}", POSITIVE, 200),  # any string is a valid file name: no negative cases exist
 ]

@@ -10,6 +10,7 @@ from common.store import CassandraStore
 from tests.conftest import with_changes
 from tests.fixtures import fluent_bit_body
 from tests.integration.pipeline import build_pipeline, unique
+from tests.store_reads import stored_columns
 from tests.records import fluent_bit_record
 
 pytestmark = pytest.mark.integration
@@ -38,12 +39,7 @@ def pipeline(integration_settings, real_store):
 
 
 def stored_rows(pipeline, namespace, pod, container):
-    return list(pipeline.store.connect().execute(
-        f"SELECT bucket, ts_ns, line_id, log, stream, host, pod_id, docker_id, labels "
-        f"FROM {pipeline.settings.cassandra_keyspace}.log_lines "
-        "WHERE namespace = %s AND pod_name = %s AND container_name = %s ALLOW FILTERING",
-        (namespace, pod, container),
-    ))
+    return stored_columns(pipeline.store, pipeline.settings.cassandra_keyspace, namespace, pod, container)
 
 
 def test_the_seed_readme_example_round_trips_field_for_field(pipeline):

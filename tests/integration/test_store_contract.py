@@ -19,11 +19,13 @@ BUCKET = bucket_of(T0, 3600)
 WHOLE = ((0, LINE_ID_MIN), (2**63 - 1, LINE_ID_MAX))
 
 
-@pytest.fixture(params=["fake", pytest.param("cassandra", marks=pytest.mark.integration)])
+@pytest.fixture(params=["fake", pytest.param("cassandra-rows", marks=pytest.mark.integration),
+                        pytest.param("cassandra-blocks", marks=pytest.mark.integration)])
 def store(request) -> LogStore:
+    """The fake, and Cassandra writing each layout (CASSANDRA_LAYOUT=rows|blocks)."""
     if request.param == "fake":
         return FakeStore()
-    return request.getfixturevalue("real_store")
+    return request.getfixturevalue("real_rows_store" if request.param == "cassandra-rows" else "real_blocks_store")
 
 
 @pytest.fixture

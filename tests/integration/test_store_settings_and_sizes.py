@@ -91,14 +91,16 @@ def test_a_changed_ttl_is_applied_to_the_existing_tables_and_logged(own_keyspace
             "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = %s",
             (own_keyspace.cassandra_keyspace,)))
         store.write([LogRow("ns", "pod", "c", 1_700_000_000 * 10**9, "a line")])
+        table, column = ((schema.BLOCK_TABLE, "data") if changed.cassandra_layout == "blocks"
+                         else (schema.LOG_TABLE, "log"))
         (line_ttl,) = session.execute(
-            f"SELECT TTL(log) FROM {own_keyspace.cassandra_keyspace}.{schema.LOG_TABLE} "
+            f"SELECT TTL({column}) FROM {own_keyspace.cassandra_keyspace}.{table} "
             "WHERE namespace = 'ns' AND pod_name = 'pod' AND container_name = 'c' AND bucket = %s",
             (bucket_of(1_700_000_000 * 10**9, changed.cassandra_bucket_seconds),)).one()
     finally:
         store.close()
     index_ttl = schema.index_ttl_seconds(changed)
-    assert ttls == {schema.LOG_TABLE: DAY, schema.STREAM_INDEX_TABLE: index_ttl,
+    assert ttls == {schema.LOG_TABLE: DAY, schema.BLOCK_TABLE: DAY, schema.STREAM_INDEX_TABLE: index_ttl,
                     schema.NAMESPACE_INDEX_TABLE: index_ttl, schema.SERIES_INDEX_TABLE: index_ttl,
                     schema.SETTINGS_TABLE: 0}
     assert DAY - 60 < line_ttl <= DAY
@@ -127,12 +129,13 @@ def test_a_batch_with_large_labels_is_written_in_requests_cassandra_accepts(real
     assert stored_lines(real_store, namespace) == [row.log for row in rows]
 
 
-def test_a_request_cassandra_finds_too_large_is_split_until_accepted(real_store, monkeypatch, caplog):
+def test_a_request_cassandra_finds_too_large_is_split_until_accepted(real_rows_store, monkeypatch, caplog):
+    # The rows layout's batches (a block keeps a container's labels once: these rows make a small one).
     monkeypatch.setattr("common.store.BATCH_BYTES_LIMIT", 2**40)  # the whole partition in one request
     namespace = unique("split")
     rows = big_labelled_rows(namespace)
     with caplog.at_level(logging.WARNING, logger="common.store"):
-        real_store.write(rows)
-    assert stored_lines(real_store, namespace) == [row.log for row in rows]
+        real_rows_store.write(rows)
+    assert stored_lines(real_rows_store, namespace) == [row.log for row in rows]
     assert "event=write_split rows=300 into=150+150" in caplog.text
     assert "exceeds allowed maximum" in caplog.text

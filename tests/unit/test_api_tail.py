@@ -14,7 +14,7 @@ import pytest
 
 from api.errors import register_error_handlers, serialize_error
 from api.read_slots import ReadSlots
-from api.tail import TailFollower, TailResource
+from api.tail import TailFollower, TailResource, scope_reader
 from common.log_search import Scope
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, format_rfc3339_ns
@@ -181,8 +181,8 @@ def test_filters_apply_to_the_tail(params, kept):
 
 def test_only_the_sent_lines_inside_the_lookback_window_are_remembered():
     store = FakeStore()
-    follower = TailFollower(store, Scope(*NGINX), None, start_ns=T0, lookback_seconds=5,
-                            bucket_seconds=3600, max_rows=5000, timeout_seconds=10)
+    follower = TailFollower(scope_reader(store, Scope(*NGINX), 3600), None, start_ns=T0, lookback_seconds=5,
+                            max_rows=5000, timeout_seconds=10)
     for second in range(60):
         store.add(*NGINX, T0 + second * NS_PER_SECOND, f"line {second}", "stdout")
         assert [line.log for line in follower.poll(T0 + second * NS_PER_SECOND)] == [f"line {second}"]

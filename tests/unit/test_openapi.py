@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from api.app import LOKI_BUILDINFO_PATH, LOKI_POST_PATHS, QUERY_PATHS
+from api.app import LOKI_BUILDINFO_PATH, LOKI_FORMAT_QUERY_PATH, LOKI_POST_PATHS, QUERY_PATHS
 from api.openapi import OPENAPI_PATH, openapi_document
 from common.settings import Settings
 from tests.unit.api_harness import build
@@ -95,7 +95,8 @@ def test_exactly_the_endpoints_that_take_a_token_document_one():
         if "security" in operation
     }
     assert secured == {("POST", "/write"), ("POST", "/loki/api/v1/push"), *(("GET", path) for path in QUERY_PATHS),
-                       *(("POST", path) for path in LOKI_POST_PATHS), ("GET", LOKI_BUILDINFO_PATH)}
+                       *(("POST", path) for path in LOKI_POST_PATHS), ("GET", LOKI_BUILDINFO_PATH),
+                       ("GET", LOKI_FORMAT_QUERY_PATH), ("POST", LOKI_FORMAT_QUERY_PATH)}
 
 
 def test_the_loki_push_documents_429_and_503_with_retry_after():

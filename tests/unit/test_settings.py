@@ -49,9 +49,12 @@ BAD_VALUES = {
     "cassandra_replication_strategy": "simplestrategy",
     "cassandra_replication_factors": "3",
     "cassandra_consistency": "SOME",
+    "cassandra_write_consistency": "MOST",
+    "cassandra_read_consistency": "QUORUM_ISH",
     "cassandra_bucket_seconds": "59",
     "cassandra_ttl_seconds": "-1",
     "cassandra_timeout_seconds": "-1",
+    "cassandra_layout": "columns",
     "cassandra_write_mode": "sync",
     "cassandra_write_concurrency": "0",
     "worker_metrics_port": "-1",
@@ -61,7 +64,8 @@ BAD_VALUES = {
     "maintenance_interval_seconds": "4",
     "log_level": "VERBOSE",
 }
-FREE_TEXT = {"ingest_token", "query_token", "redis_password", "redis_sentinel_password", "cassandra_username", "cassandra_password"}
+FREE_TEXT = {"ingest_token", "query_token", "redis_password", "redis_sentinel_password", "cassandra_username",
+             "cassandra_password", "cassandra_local_dc"}
 VALIDATED = [o for o in OPTIONS if o.field not in FREE_TEXT]
 
 
@@ -338,6 +342,25 @@ def test_settings_error_is_a_value_error():
 
 
 # --- replication_map ---
+
+
+def test_writes_and_reads_default_to_cassandra_consistency():
+    settings = build_settings(env={"CASSANDRA_CONSISTENCY": "quorum"})
+    assert (settings.write_consistency(), settings.read_consistency()) == ("QUORUM", "QUORUM")
+
+
+def test_the_default_consistency_of_writes_and_reads_is_local_quorum():
+    assert (Settings().write_consistency(), Settings().read_consistency()) == ("LOCAL_QUORUM", "LOCAL_QUORUM")
+
+
+def test_read_consistency_may_be_lowered_while_writes_keep_cassandra_consistency():
+    settings = build_settings(env={"CASSANDRA_CONSISTENCY": "LOCAL_QUORUM", "CASSANDRA_READ_CONSISTENCY": "local_one"})
+    assert (settings.write_consistency(), settings.read_consistency()) == ("LOCAL_QUORUM", "LOCAL_ONE")
+
+
+def test_write_consistency_wins_over_cassandra_consistency_for_writes_only():
+    settings = build_settings(env={"CASSANDRA_CONSISTENCY": "ONE", "CASSANDRA_WRITE_CONSISTENCY": "EACH_QUORUM"})
+    assert (settings.write_consistency(), settings.read_consistency()) == ("EACH_QUORUM", "ONE")
 
 
 def test_simple_strategy_replication_map_uses_the_single_factor():

@@ -3,6 +3,8 @@ the schema are remembered: no Cluster is built for them again."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 from cassandra.cluster import NoHostAvailable
 
@@ -82,6 +84,6 @@ def test_an_outage_is_not_remembered_the_next_attempt_connects_again(store, monk
         store.connect()
     monkeypatch.setattr(FakeCluster, "fail_connect", None)
     monkeypatch.setattr(FakeSession, "fail_prepare", None)
-    monkeypatch.setattr(FakeSession, "prepare", lambda self, cql: cql)
+    monkeypatch.setattr(FakeSession, "prepare", lambda self, cql: types.SimpleNamespace(query_string=cql))
     store.connect()
     assert [cluster.is_shutdown for cluster in FakeCluster.built] == [True, False]

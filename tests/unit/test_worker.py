@@ -11,6 +11,7 @@ from cassandra import (ConsistencyLevel, InvalidRequest, OperationTimedOut, Unav
 from cassandra.cluster import NoHostAvailable
 from cassandra.protocol import OverloadedErrorMessage
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 
 from common.metrics import WorkerMetrics
 from common.queue import PAYLOAD_KEY_PREFIX, BatchQueue
@@ -124,6 +125,45 @@ def test_a_stored_batch_whose_job_rq_lost_is_queued_again_and_written():
     assert queue.requeue_orphans() == [job_id]
     drain(worker)
     assert store.written == ROWS
+
+
+def _die_between_started_and_marked(redis, *, expired: bool):
+    """What a worker SIGKILLed right after RQ's prepare_execution leaves: the job listed as started
+    (and in the intermediate queue) but still QUEUED; with `expired`, its heartbeat TTL has run out."""
+    worker = build_worker(Settings(job_retry_intervals=(0, 0)), redis, RecordingStore(), WorkerMetrics())
+    job, _ = worker.dequeue_job_and_maintain_ttl(timeout=1)
+    execution = worker.prepare_execution(job)
+    started = StartedJobRegistry(queue=worker.queues[0])
+    if expired:
+        redis.zadd(started.key, {execution.composite_key: 1})
+    return job.id, started
+
+
+def test_a_job_whose_worker_died_before_marking_it_started_is_queued_again_once_its_heartbeat_expired():
+    store = RecordingStore()
+    queue, worker, redis = setup(store)
+    queue.enqueue(ROWS)
+    job_id, started = _die_between_started_and_marked(redis, expired=True)
+    assert queue.requeue_stranded() == [job_id]
+    assert started.get_job_ids(cleanup=False) == []
+    drain(worker)
+    assert store.written == ROWS
+    assert queue.unwritten_batches() == 0 and queue.status().failed == 0
+
+
+def test_a_started_listing_whose_heartbeat_is_still_alive_is_not_stranded():
+    queue, _, redis = setup(RecordingStore())
+    queue.enqueue(ROWS)
+    _die_between_started_and_marked(redis, expired=False)
+    assert queue.requeue_stranded() == []
+
+
+def test_an_abandoned_started_job_is_left_to_rqs_own_retry():
+    queue, worker, redis = setup(RecordingStore())
+    queue.enqueue(ROWS)
+    job_id, started = _die_between_started_and_marked(redis, expired=True)
+    worker.prepare_job_execution(Job.fetch(job_id, connection=redis, serializer=queue.rq_queue.serializer))
+    assert queue.requeue_stranded() == []
 
 
 def test_tracked_jobs_are_not_orphans():

@@ -1,0 +1,158 @@
+"""The storage layouts against each other (CASSANDRA_LAYOUT=rows|blocks), in one run, alternated.
+
+    .venv/bin/python bench/run.py --layouts [--quick] [--rounds N]
+
+For each layout, a keyspace and queue of its own, one API and one worker started with that layout:
+- end to end: the same 100 POST /write bodies of 1,000 lines (4 pods), 2 clients, until the queue
+  is drained (pushed -> readable), and the worker's CPU time (user + system) per 1,000 lines;
+- bare writer: the same lines straight into CassandraStore.write, 10,000 at a time, no queue;
+- GET /query of 10,000 lines of one container (written in 1,000-line batches, as a worker would),
+  p50 and p99 of 30; and 100,000 lines streamed as NDJSON, with the API's RSS growth (bench/run.py's);
+- bytes on disk per line of the log table after `nodetool flush` and `nodetool compact`
+  (the SSTables' Data/Index/... files in the node's data directory).
+Rounds alternate the layouts' order; each figure is the median of its rounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import subprocess
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+from bench.workload import bodies
+from common.queue import BatchQueue, connect_redis
+from common.records import BatchDecoder, LogRow
+from common.schema import BLOCK_TABLE, LOG_TABLE
+from common.settings import LAYOUTS, Settings
+from common.store import CassandraStore
+from common.timestamps import format_rfc3339_ns
+
+ROOT = Path(__file__).resolve().parents[1]
+JMX_PORT = 7199  # scripts/cassandra.sh's
+QUERY_LINE = '10.46.0.1 - - [14/Mar/2026:12:00:00 +0000] "GET /index.html HTTP/1.1" 200 647 "-" "kube-probe/1.29"\n'
+
+
+@dataclasses.dataclass
+class Node:
+    """How to reach the local node's nodetool and data directory (scripts/cassandra.sh's layout)."""
+
+    lib: Path
+    data: Path
+
+    def nodetool(self, *args: str) -> None:
+        options = [line for line in (ROOT / "scripts" / "cassandra" / "jvm17.options").read_text().splitlines()
+                   if line.strip() and not line.startswith("#")]
+        subprocess.run(["nice", "java", "-Xmx128m", *options, "-cp", f"{self.lib}/*",
+                        "org.apache.cassandra.tools.NodeTool", "-h", "127.0.0.1", "-p", str(JMX_PORT), *args],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+
+    def table_bytes(self, keyspace: str, table: str) -> int:
+        """The live SSTables' size of one table, after a flush and a major compaction."""
+        self.nodetool("flush", keyspace, table)
+        self.nodetool("compact", keyspace, table)
+        return sum(path.stat().st_size for directory in (self.data / keyspace).glob(f"{table}-*")
+                   for path in directory.glob("*") if path.is_file())
+
+
+def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node: Node | None) -> dict:
+    """{layout: {figure: median}} and the blocks/rows ratios; run_mod is bench.run (its helpers)."""
+    e2e_batches = 20 if quick else 100
+    figures: dict[str, list[dict]] = {layout: [] for layout in LAYOUTS}
+    for round_ in range(rounds):
+        order = LAYOUTS if round_ % 2 == 0 else LAYOUTS[::-1]
+        for layout in order:
+            run_mod.log(f"layouts: round {round_ + 1}, {layout}")
+            figures[layout].append(one_layout(run_mod, layout, e2e_batches, api_port, node))
+    out: dict = {}
+    for layout, runs in figures.items():
+        out[layout] = {name: round(statistics.median(run[name] for run in runs), 1) for name in runs[0]}
+        out[layout]["rounds"] = len(runs)
+    rows, blocks = out["rows"], out["blocks"]
+    out["ratio_blocks_to_rows"] = {name: round(blocks[name] / rows[name], 2) for name in rows
+                                   if name != "rounds" and rows[name]}
+    for layout in LAYOUTS:
+        v = out[layout]
+        run_mod.log(f"layout {layout}: end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU "
+                    f"{v['worker_cpu_ms_per_1k_lines']} ms/1k lines, bare writer {v['bare_writer_lines_per_s']:,.0f} "
+                    f"lines/s, 10k query p50 {v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, "
+                    f"disk {v.get('disk_bytes_per_line', 'n/a')} B/line")
+    return out
+
+
+def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node | None) -> dict:
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(queue_name=f"bench-{layout}-{run}", cassandra_keyspace=f"bench_{layout}_{run}",
+                        cassandra_consistency="ONE", queue_high_water_mark=10**6, cassandra_layout=layout)
+    env = {"QUEUE_NAME": settings.queue_name, "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
+           "CASSANDRA_CONSISTENCY": "ONE", "QUEUE_HIGH_WATER_MARK": str(10**6), "LOG_LEVEL": "WARNING",
+           "WORKER_METRICS_PORT": "0", "CASSANDRA_LAYOUT": layout}
+    redis = connect_redis(settings)
+    queue = BatchQueue(redis, settings)
+    store = CassandraStore(settings)
+    store.connect()  # the keyspace exists before the processes start
+    procs = []
+    try:
+        api = run_mod.start(f"api-{layout}", [*run_mod.CLI, "api", "--port", str(api_port)], env)
+        procs.append(api)
+        run_mod.wait_http(api_port, "/metrics")
+        # warm-up: a few batches through a worker, so that neither layout pays the first connections
+        worker = run_mod.start(f"worker-{layout}", [*run_mod.CLI, "worker"], env)
+        procs.append(worker)
+        run_mod.post_all(api_port, bodies("warm", 5, start_ns=1_773_400_000 * 10**9), 1000, 2)
+        run_mod.wait_until(lambda: queue.unwritten_batches() == 0, 300)
+
+        payloads = bodies("e2e", e2e_batches, start_ns=1_773_500_000 * 10**9)
+        cpu_before = run_mod.cpu_seconds(worker.popen.pid)
+        started = time.perf_counter()
+        run_mod.post_all(api_port, payloads, 1000, 2)
+        run_mod.wait_until(lambda: queue.unwritten_batches() == 0, 900)
+        elapsed = time.perf_counter() - started
+        worker_cpu = run_mod.cpu_seconds(worker.popen.pid) - cpu_before
+        lines = e2e_batches * 1000
+        counted = run_mod.count_rows(store, "e2e", payloads)
+        if counted != lines:
+            raise RuntimeError(f"{layout}: {counted:,} lines readable of {lines:,} pushed")
+
+        decoder = BatchDecoder(settings.max_line_bytes)
+        bare = [row for body in bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
+                for row in decoder.decode(body, "application/json").rows]
+        started = time.perf_counter()
+        for first in range(0, len(bare), 10_000):
+            store.write(bare[first:first + 10_000])
+        bare_rate = len(bare) / (time.perf_counter() - started)
+
+        p50, p99 = query_10k(run_mod, api_port, store)
+        streamed = run_mod.big_query(api_port, store, settings, api)["ndjson_streamed"]
+        figures = {"e2e_lines_per_s": lines / elapsed, "worker_cpu_ms_per_1k_lines": worker_cpu * 1000 / (lines / 1000),
+                   "bare_writer_lines_per_s": bare_rate, "query_10k_p50_ms": p50, "query_10k_p99_ms": p99,
+                   "query_100k_ndjson_lines_per_s": streamed["rows_per_s"],
+                   "query_100k_ndjson_api_rss_growth_mb": streamed["api_rss_growth_mb"]}
+        if node is not None:
+            stored = 5_000 + 2 * lines + 10_000 + 100_000  # warm-up, end to end, bare writer, queries
+            table = BLOCK_TABLE if layout == "blocks" else LOG_TABLE
+            figures["disk_bytes_per_line"] = node.table_bytes(settings.cassandra_keyspace, table) / stored
+        return figures
+    finally:
+        for proc in procs:
+            if proc.popen.poll() is None:
+                proc.stop()
+        run_mod.clean_up(settings, store, queue, redis)
+
+
+def query_10k(run_mod, port: int, store: CassandraStore) -> tuple[float, float]:
+    start_ns = 1_773_480_000 * 10**9
+    rows = [LogRow("query", "one", "app", start_ns + i * 10**6, f"{i} {QUERY_LINE}", "stdout") for i in range(10_000)]
+    for first in range(0, len(rows), 1000):
+        store.write(rows[first:first + 1000])
+    params = urllib.parse.urlencode({"namespace": "query", "pod_name": "one", "container_name": "app",
+                                     "start_time": format_rfc3339_ns(rows[0].ts_ns),
+                                     "end_time": format_rfc3339_ns(rows[-1].ts_ns)})
+    run_mod.get_latencies(port, f"/query?{params}", 3)  # warm-up
+    latencies, returned = run_mod.get_latencies(port, f"/query?{params}", 30)
+    if returned != len(rows):
+        raise RuntimeError(f"/query returned {returned} of {len(rows)} lines")
+    return run_mod.pct(latencies, 0.5), run_mod.pct(latencies, 0.99)
