@@ -383,10 +383,11 @@ def _work_until_stopped(settings: Settings, store: CassandraStore, metrics: Work
     """Run RQ's worker; when its loop quits because Redis went away (RQ's `work()` leaves on any
     error, e.g. the primary killed in a failover), start a new one on a new client, which asks the
     Sentinels (REDIS_SENTINELS) for the primary again. Ends on a stop request (SIGTERM/SIGINT),
-    in burst mode, or on a StoreConfigError. A job interrupted that way is taken back by the
-    stranded/abandoned-job recovery once its heartbeat expires."""
+    in burst mode, or on a StoreConfigError. A job interrupted that way is taken back as any job of
+    a dead worker is, once its heartbeat expires."""
     pause, worker = REDIS_LOST_BACKOFF[0], None
     while True:
+        started = time.monotonic()
         try:
             worker = build_worker(settings, connect_redis(settings), store, metrics)  # RQ's names itself in Redis
             worker.work(with_scheduler=True, burst=settings.worker_burst, logging_level=settings.log_level)
@@ -394,6 +395,8 @@ def _work_until_stopped(settings: Settings, store: CassandraStore, metrics: Work
             log.warning("event=worker_redis_error error=%s", describe_redis_error(error))
         if worker is not None and (settings.worker_burst or worker.stop_asked or worker.store_config_error is not None):
             return worker
+        if time.monotonic() - started > 60:
+            pause = REDIS_LOST_BACKOFF[0]  # it had been working: a new outage starts the back-off afresh
         log.warning("event=worker_redis_lost reconnect_in_s=%.1f", pause)
         try:
             time.sleep(pause)
