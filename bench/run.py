@@ -280,7 +280,7 @@ def main() -> None:
         print_table(results)
         return
     api_port, ceiling_port = args.api_port, args.ceiling_port
-    for port in (api_port, ceiling_port):
+    for port in (api_port, ceiling_port, api_port + 2):  # api_port + 2: the API of step 1c
         require_free_port(port)
     front_batches, e2e_batches = (60, 20) if args.quick else (300, 100)
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
@@ -335,11 +335,13 @@ def main() -> None:
 
         # 1a. the Loki push (JSON and protobuf) of the same records, alternated with POST /write
         # 1b. what "acknowledged" costs: Redis fsyncing its AOF before each reply, or once a second
-        # Neither depends on the store, and on the cluster their 1,700 batches would take minutes to drain.
+        # 1c. what waiting for a replica costs (REDIS_WAIT_REPLICAS), on a Redis of the bench's own
+        # None depends on the store, and on the cluster their batches would take minutes to drain.
         if not args.cluster:
             with MemorySampler([api]):
                 results["loki_push"] = loki_push_rates(api_port, api.popen.pid, front_records[:front_batches // 3], rounds=3)
             results["durability"] = fsync_policies(api_port, redis, front[:front_batches // 2], rounds=3)
+            results["replica_wait"] = replica_waits(api_port + 2, env, front[:front_batches // 2], rounds=3)
 
         if not args.front_only:
             # drain the front-end backlog with two workers (it also warms Cassandra up)
@@ -534,17 +536,55 @@ def fsync_policies(port: int, redis, payloads: list[bytes], rounds: int) -> dict
                 loads[policy].append(post_all(port, payloads, 1000, 4))
     finally:
         redis.config_set("appendfsync", original)
+    return summarize_alternated(loads, "appendfsync")
+
+
+def summarize_alternated(loads: dict[str, list[Load]], what: str) -> dict:
+    """Per variant: the median rate of its runs, their range, and the latency over all of them."""
     summary = {}
-    for policy, runs in loads.items():
+    for variant, runs in loads.items():
         rates = sorted(load.records_per_s for load in runs)
         merged = Load(0, 0.0, 1.0, [latency for load in runs for latency in load.latencies], 0)
-        summary[policy] = {"records_per_s": round(rates[len(rates) // 2]), "min": round(rates[0]),
-                           "max": round(rates[-1]), "p50_ms": round(merged.percentile(0.5), 1),
-                           "p99_ms": round(merged.percentile(0.99), 1),
-                           "errors": sum(load.errors for load in runs)}
-        log(f"front end, appendfsync {policy}: median {summary[policy]['records_per_s']:,} records/s "
-            f"({summary[policy]['min']:,}-{summary[policy]['max']:,}), p99 {summary[policy]['p99_ms']} ms")
+        summary[variant] = {"records_per_s": round(rates[len(rates) // 2]), "min": round(rates[0]),
+                            "max": round(rates[-1]), "p50_ms": round(merged.percentile(0.5), 1),
+                            "p99_ms": round(merged.percentile(0.99), 1),
+                            "errors": sum(load.errors for load in runs)}
+        log(f"front end, {what} {variant}: median {summary[variant]['records_per_s']:,} records/s "
+            f"({summary[variant]['min']:,}-{summary[variant]['max']:,}), p50 {summary[variant]['p50_ms']} ms, "
+            f"p99 {summary[variant]['p99_ms']} ms")
     return summary
+
+
+# A Redis that fails over (scripts/redis-ha.sh) on ports of the bench's own, for the cost of WAIT.
+REDIS_HA_PORTS = {"REDIS_HA_PRIMARY_PORT": "16480", "REDIS_HA_REPLICA_PORT": "16481",
+                  "REDIS_HA_SENTINEL_PORTS": "26480 26481 26482"}  # below the ephemeral range
+
+
+def replica_waits(api_port: int, env: dict[str, str], payloads: list[bytes], rounds: int) -> dict:
+    """The front end on a Redis primary with a replica, reached through the Sentinels, with
+    REDIS_WAIT_REPLICAS=0 (the primary's answer) and =1 (WAIT 1: a replica holds the batch before
+    the 200), alternated `rounds` times, each on an API started for it. Both Redis nodes run
+    `appendfsync always`, as the stack's."""
+    ha_env = {**os.environ, **REDIS_HA_PORTS, "REDIS_HA_DIR": str(ROOT / ".run" / "bench-redis-ha")}
+    script = str(ROOT / "scripts" / "redis-ha.sh")
+    sentinels = ",".join(f"127.0.0.1:{port}" for port in REDIS_HA_PORTS["REDIS_HA_SENTINEL_PORTS"].split())
+    loads: dict[str, list[Load]] = {"0": [], "1": []}
+    try:
+        subprocess.run([script, "up"], env=ha_env, check=True, stdout=subprocess.DEVNULL)
+        for _ in range(rounds):
+            for wanted in loads:
+                api = start(f"api-wait{wanted}", [*CLI, "api", "--port", str(api_port)],
+                            {**env, "REDIS_SENTINELS": sentinels, "REDIS_WAIT_REPLICAS": wanted})
+                try:
+                    wait_http(api_port, "/metrics")
+                    post_all(api_port, payloads[:10], 1000, 4)  # warm-up
+                    loads[wanted].append(post_all(api_port, payloads, 1000, 4))
+                finally:
+                    api.stop()
+    finally:
+        subprocess.run([script, "down"], env=ha_env, check=False, stdout=subprocess.DEVNULL)
+        subprocess.run(["rm", "-rf", ha_env["REDIS_HA_DIR"]], check=False)
+    return summarize_alternated(loads, "REDIS_WAIT_REPLICAS")
 
 
 def wait_until(condition, timeout: float) -> None:
@@ -667,6 +707,9 @@ def print_table(r: dict) -> None:
                      f"API CPU {v['api_cpu_ms_per_body']} ms/body, p99 {v['p99_ms']} ms"))
     for policy, v in r.get("durability", {}).items():
         rows.append((f"front end, Redis appendfsync {policy} (median of 3, alternated)",
+                     f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
+    for wanted, v in r.get("replica_wait", {}).items():
+        rows.append((f"front end via Sentinel, REDIS_WAIT_REPLICAS={wanted} (median of 3, alternated)",
                      f"{v['records_per_s']:,} rec/s ({v['min']:,}-{v['max']:,}), p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"))
     for name, v in r.get("end_to_end", {}).items():
         rows.append((f"end to end, {name.replace('_', ' ')}",

@@ -34,7 +34,7 @@ import time
 
 import redis
 from prometheus_client import start_http_server
-from rq.exceptions import DeserializationError
+from rq.exceptions import DeserializationError, StopRequested
 from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 from rq.utils import as_text, current_timestamp
@@ -42,7 +42,7 @@ from rq.worker import SimpleWorker
 
 from common.metrics import WorkerMetrics
 from common.parent_death import signal_when_parent_dies
-from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis
+from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis, describe_redis_error
 from common.redis_keys import orphan_scan_lock_key
 from common.settings import Settings
 from common.log_store import BatchNeverWritable, LogStore, StoreConfigError, StoreUnavailable
@@ -144,6 +144,12 @@ class StoreWorker(SimpleWorker):
         self._last_plain_beat = -WORKER_BEAT_MIN_INTERVAL_SECONDS
         # Set when the settings disagree with the schema: the worker stops, run_worker raises it.
         self.store_config_error: StoreConfigError | None = None
+        self.stop_asked = False  # a warm shutdown was requested (SIGTERM/SIGINT), not a lost Redis
+
+    def handle_warm_shutdown_request(self) -> None:
+        """RQ's hook on SIGTERM/SIGINT: noted, so that run_worker stops instead of reconnecting."""
+        self.stop_asked = True
+        super().handle_warm_shutdown_request()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         """RQ's plain beats (default TTL, no pipeline) at most once per WORKER_BEAT_MIN_INTERVAL_SECONDS,
@@ -362,13 +368,41 @@ def run_worker(settings: Settings) -> None:
     _tie_forked_children_to(metrics_server)
     store = CassandraStore(settings)
     check_store(store)
-    worker = build_worker(settings, connect_redis(settings), store, metrics)
     try:
-        worker.work(with_scheduler=True, burst=settings.worker_burst, logging_level=settings.log_level)
+        worker = _work_until_stopped(settings, store, metrics)
     finally:
         store.close()
-    if worker.store_config_error is not None:
+    if worker is not None and worker.store_config_error is not None:
         raise worker.store_config_error
+
+
+REDIS_LOST_BACKOFF = (0.5, 10.0)  # first and longest pause before a worker follows a lost Redis
+
+
+def _work_until_stopped(settings: Settings, store: CassandraStore, metrics: WorkerMetrics) -> StoreWorker | None:
+    """Run RQ's worker; when its loop quits because Redis went away (RQ's `work()` leaves on any
+    error, e.g. the primary killed in a failover), start a new one on a new client, which asks the
+    Sentinels (REDIS_SENTINELS) for the primary again. Ends on a stop request (SIGTERM/SIGINT),
+    in burst mode, or on a StoreConfigError. A job interrupted that way is taken back as any job of
+    a dead worker is, once its heartbeat expires."""
+    pause, worker = REDIS_LOST_BACKOFF[0], None
+    while True:
+        started = time.monotonic()
+        try:
+            worker = build_worker(settings, connect_redis(settings), store, metrics)  # RQ's names itself in Redis
+            worker.work(with_scheduler=True, burst=settings.worker_burst, logging_level=settings.log_level)
+        except redis.RedisError as error:  # its start or its teardown, on a Redis that is gone
+            log.warning("event=worker_redis_error error=%s", describe_redis_error(error))
+        if worker is not None and (settings.worker_burst or worker.stop_asked or worker.store_config_error is not None):
+            return worker
+        if time.monotonic() - started > 60:
+            pause = REDIS_LOST_BACKOFF[0]  # it had been working: a new outage starts the back-off afresh
+        log.warning("event=worker_redis_lost reconnect_in_s=%.1f", pause)
+        try:
+            time.sleep(pause)
+        except StopRequested:  # SIGTERM while waiting: RQ's handler of the worker that quit
+            return worker
+        pause = min(pause * 2, REDIS_LOST_BACKOFF[1])
 
 
 def check_store(store: CassandraStore) -> None:
