@@ -374,7 +374,8 @@ def main() -> None:
                     w.stop()
                 stored = count_rows(store, namespace, payloads)
                 rate = e2e_batches * 1000 / elapsed
-                log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted)")
+                log(f"end to end, {count} worker(s): {rate:,.0f} records/s ({stored:,} rows counted), CPU per batch: "
+                    f"workers {worker_cpu / e2e_batches * 1000:.1f} ms, Cassandra {store_cpu / e2e_batches * 1000:.1f} ms")
                 results["end_to_end"][f"{count}_workers"] = {
                     "records_per_s": round(rate), "rows_counted": stored,
                     "worker_peak_rss_mb": round(max(w.peak_rss_mb for w in workers)),
@@ -394,7 +395,7 @@ def main() -> None:
             results["bare_writer"] = {"records_per_s": round(bare_rate),
                                       "ratio_end_to_end_to_bare": round(best_e2e / bare_rate, 2),
                                       "cassandra_cpu_ms_per_1000_rows": round(store_cpu / len(rows) * 10**6, 1)}
-            log(f"bare writer: {bare_rate:,.0f} rows/s")
+            log(f"bare writer: {bare_rate:,.0f} rows/s, Cassandra CPU {store_cpu / len(rows) * 10**6:.1f} ms per 1,000 rows")
 
             # 4. query latency: 10,000 rows of one container, inside a bucket and across a border
             results["query"] = query_latencies(api_port, store, settings)
