@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,8 @@ class UnderLoad:
     senders: Senders
     ledger: Ledger
     namespace: str
+    worker: subprocess.Popen
+    api: subprocess.Popen
 
 
 @contextlib.contextmanager
@@ -57,7 +60,7 @@ def service_under_load(settings: Settings, tmp_path: Path, *, warm_up_batches: i
             senders.start()
             wait_for(lambda: len(ledger.acknowledged) >= warm_up_batches * BATCH_SIZE, timeout=60, interval=0.1,
                      what="load before the fault")
-            yield UnderLoad(store, redis, queue, senders, ledger, namespace)
+            yield UnderLoad(store, redis, queue, senders, ledger, namespace, worker, api)
         finally:
             senders.stop()
         # Generous: at RF 3 on a shared 2-core machine a backlog built during a slow restart drains slowly.

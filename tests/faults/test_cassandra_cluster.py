@@ -5,6 +5,9 @@
    hints: a write acknowledged by 2 replicas and a read from 2 always share one.
 2. Two nodes SIGKILLed: writes are Unavailable, workers back off without spending RQ retries, the
    API queues to its high-water mark then answers 503; restarted, the backlog drains, nothing lost.
+3. One node SIGSTOPped for 30 s (it answers nothing, but its connections stay open), then SIGCONT:
+   nothing acknowledged is lost, and the requests timing out on it do not pile up threads in the
+   worker or the API.
 
 The cluster is the one `make cluster-up` runs (scripts/cassandra-cluster.sh), started here if down.
 """
@@ -159,6 +162,48 @@ def test_two_nodes_killed_queue_to_the_high_water_mark_then_503_and_the_backlog_
     assert set(senders.statuses()) <= {200, 503}, "every POST got 2xx or 503, never an error or no answer"
     assert all(a.retry_after for a in senders.answers if a.status == 503), "every 503 says when to retry"
     assert max(failed_counts) == 0, "no batch spent its retries on the outage"
+    assert senders.abandoned_batches == 0
+    assert (result.missing, result.unexpected, result.duplicates) == (0, 0, 0)
+    assert result.stored == result.acknowledged > 0
+
+
+def thread_count(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no thread count for pid {pid}")
+
+
+THREAD_GROWTH_ALLOWED = 8  # the driver's reconnection and a few request threads, not one per timeout
+
+
+def test_one_node_stopped_for_30_s_loses_nothing_and_timeouts_do_not_pile_up_threads(cluster_settings, tmp_path):
+    settings = cluster_settings
+    with service_under_load(settings, tmp_path, warm_up_batches=20, give_up_after=OUTAGE_SECONDS + 240) as load:
+        store, queue, senders, ledger, namespace = load.store, load.queue, load.senders, load.ledger, load.namespace
+        before = {"worker": thread_count(load.worker.pid), "api": thread_count(load.api.pid)}
+        most = dict(before)
+        pid = int(cluster("pid", str(KILLED_NODE)).stdout)
+        os.kill(pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        print(f"\n[cluster test] SIGSTOPped node {KILLED_NODE}", flush=True)
+        try:
+            while time.monotonic() - stopped_at < OUTAGE_SECONDS:
+                for name, process in (("worker", load.worker), ("api", load.api)):
+                    most[name] = max(most[name], thread_count(process.pid))
+                time.sleep(0.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        resumed_at = time.monotonic()
+        time.sleep(2)
+    failed_jobs = queue.status().failed
+    result = reconcile_and_drop(ledger, store, namespace, settings.cassandra_keyspace)
+    during = senders.statuses(stopped_at, resumed_at)
+    print(f"[cluster test] LEDGER {result} answers_with_a_node_stopped={dict(during)} threads_before={before} "
+          f"threads_most={most} failed_jobs={failed_jobs}", flush=True)
+
+    assert set(senders.statuses()) <= {200, 503}, "every POST got 2xx or 503, never an error or no answer"
+    assert all(most[name] - before[name] <= THREAD_GROWTH_ALLOWED for name in before), (before, most)
     assert senders.abandoned_batches == 0
     assert (result.missing, result.unexpected, result.duplicates) == (0, 0, 0)
     assert result.stored == result.acknowledged > 0
