@@ -32,6 +32,7 @@ from cassandra import (ConsistencyLevel, DriverException, FunctionFailure, Inval
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
 from cassandra.concurrent import execute_concurrent
+from cassandra.connection import ConnectionBusy
 from cassandra.protocol import ErrorMessage
 from cassandra.protocol import RequestValidationException as ValidationErrorMessage
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
@@ -77,6 +78,20 @@ def is_too_large(error: BaseException) -> bool:
 def is_refusal(error: BaseException) -> bool:
     """Cassandra understood the request and will not run it as it is (not an outage)."""
     return isinstance(error, (RequestValidationException, ValidationErrorMessage, FunctionFailure))
+
+
+# A request the driver refused because its connection's write buffer is full ("Connection ... is
+# overloaded", ConnectionBusy) never left this process: sent again after a pause, up to this often.
+CLIENT_BUSY_ROUNDS = 10
+CLIENT_BUSY_PAUSE_SECONDS = 0.05
+
+
+def _only_client_busy(error: BaseException) -> bool:
+    """Whether every host the driver tried refused the request only for its own back-pressure."""
+    if isinstance(error, ConnectionBusy):
+        return True
+    errors = getattr(error, "errors", None) if isinstance(error, NoHostAvailable) else None
+    return bool(errors) and all(isinstance(e, ConnectionBusy) for e in errors.values())
 
 
 class CassandraStore:
@@ -313,6 +328,7 @@ class CassandraStore:
         """Run every (statement, parameters, split or None) request concurrently. A request
         Cassandra finds too large is split in halves by its `split(error)`, and the halves sent,
         until each is small enough or a single line, which can never be written (split raises)."""
+        busy_rounds = 0
         while requests:
             try:
                 outcomes = execute_concurrent(
@@ -321,7 +337,17 @@ class CassandraStore:
                 )
             except _DRIVER_ERRORS as error:
                 raise StoreUnavailable(f"write failed: {_describe(error)}") from error
-            failures = [(split, error) for (_, _, split), (ok, error) in zip(requests, outcomes) if not ok]
+            failed = [(request, error) for request, (ok, error) in zip(requests, outcomes) if not ok]
+            # The driver's own back-pressure (its write buffer full of large requests): nothing
+            # reached Cassandra, so those requests are sent again once the buffer drained.
+            busy = [request for request, error in failed if _only_client_busy(error)]
+            if busy and busy_rounds < CLIENT_BUSY_ROUNDS:
+                busy_rounds += 1
+                time.sleep(CLIENT_BUSY_PAUSE_SECONDS * busy_rounds)
+                failed = [(request, error) for request, error in failed if not _only_client_busy(error)]
+            else:
+                busy = []
+            failures = [(split, error) for (_, _, split), error in failed]
             too_large = [(split, error) for split, error in failures if split is not None and is_too_large(error)]
             others = [error for split, error in failures if split is None or not is_too_large(error)]
             # An outage's failure first: the whole batch is tried again later, at no cost to its retries.
@@ -331,7 +357,7 @@ class CassandraStore:
                 if isinstance(error, _DRIVER_ERRORS):
                     raise StoreUnavailable(f"write failed: {_describe(error)}") from error
                 raise error
-            requests = []
+            requests = busy
             for split, error in too_large:
                 requests += split(error)
 
