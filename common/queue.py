@@ -324,13 +324,13 @@ class BatchQueue:
         """
         started = StartedJobRegistry(queue=self.rq_queue)
         expired = self._redis.zrangebyscore(started.key, 0, time.time())
+        intermediate = IntermediateQueue(self.rq_queue.key, connection=self._redis)
         stranded = []
         for entry in expired:
             job_id = started.parse_job_id(entry.decode())
             job = self.rq_queue.fetch_job(job_id)
             if job is None or job.get_status(refresh=False) == JobStatus.STARTED:
                 continue  # gone, or RQ's own clean-up retries it
-            intermediate = IntermediateQueue(self.rq_queue.key, connection=self._redis)
             with self._redis.pipeline(transaction=True) as pipe:
                 pipe.multi()
                 pipe.zrem(started.key, entry)

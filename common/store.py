@@ -510,7 +510,7 @@ class CassandraStore:
         earliest_first = max(low[0] - blocks.BLOCK_SPAN_NS, schema.LINE_ID_MIN)
         statement = self._statements[("blocks", direction)].bind((*partition, earliest_first, high[0], low[0]))
         read = self._start(session, statement, _blocks_per_page(first_page_size or page_size),
-                           _blocks_per_page(page_size), EXEC_PROFILE_DEFAULT)
+                           _blocks_per_page(page_size), _READS_PROFILE)
         return blocks.merge_blocks(read, low, high, backward=direction.backward, pod_name=partition[1],
                                    container_name=partition[2])
 
