@@ -76,7 +76,7 @@ def record_type(date_key: str = "date", offset_key: str = "offset", path_key: st
 MAX_OFFSET = 2**64 - 1
 
 
-class LogRow(msgspec.Struct, array_like=True):
+class LogRow(msgspec.Struct, array_like=True, gc=False):
     """A validated line, as queued for the workers and written to Cassandra."""
 
     namespace: str
