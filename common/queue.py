@@ -38,9 +38,10 @@ from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
+from rq.utils import as_text
 
 from common.records import LogRow
-from common.redis_keys import PAYLOAD_KEY_PREFIX, payload_key_prefix
+from common.redis_keys import PAYLOAD_KEY_PREFIX, claim_key_prefix, payload_key_prefix
 from common.settings import Settings
 from common.timestamps import NS_PER_SECOND, now_ns
 
@@ -53,6 +54,9 @@ FAILED_JOB_TTL_SECONDS = 365 * 86400
 # The high-water check reuses the queue length that the last enqueue read in its own MULTI/EXEC;
 # it asks Redis again (LLEN) only when that is older than this, or at or above the mark.
 QUEUE_LENGTH_MAX_AGE_SECONDS = 1.0
+# A claim list (claim_queued) outlives its worker's last beat by this much; the worker beats every
+# 10 s (workers.runner). Then its jobs are orphans, which the next maintenance pass queues again.
+CLAIM_TTL_SECONDS = 30
 
 
 # redis-py names the failing command of a pipeline with its arguments: a payload's bytes.
@@ -110,6 +114,15 @@ class QueuedBatch:
     rows: list[LogRow]
 
 
+@dataclasses.dataclass(frozen=True)
+class ClaimedBatch:
+    """A queued job taken by a running job to be written with its own batch (claim_queued);
+    `batch` is None when its payload is gone (a job re-queued after it was written)."""
+
+    job_id: str
+    batch: QueuedBatch | None
+
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Payload)
 
@@ -158,6 +171,7 @@ class BatchQueue:
                               job_class=BatchJob, serializer=JOB_SERIALIZER)
         self._retry_intervals = list(settings.job_retry_intervals)
         self._payload_prefix = payload_key_prefix(settings.queue_name)
+        self._claim_prefix = claim_key_prefix(settings.queue_name)
         self._monotonic = monotonic
         # (batches queued, monotonic() when read); the mark itself forces a first LLEN.
         self._known_length = (settings.queue_high_water_mark, 0.0)
@@ -261,6 +275,81 @@ class BatchQueue:
     def delete_payload(self, payload_key: str) -> None:
         self._redis.delete(payload_key)
 
+    def job_id_of(self, payload_key: str) -> str:
+        """The id of the job that owns a payload key (check_job accepts only its own)."""
+        return payload_key.removeprefix(self._payload_prefix)
+
+    # --- several batches per write (WORKER_BATCHES_PER_WRITE) ---
+
+    def claim_queued(self, owner_id: str, count: int) -> list[ClaimedBatch]:
+        """Take up to `count` jobs waiting at the head of the queue, for the running job `owner_id`
+        to write with its own batch; only jobs already waiting, never waiting for more.
+
+        They move (LMOVE, in one MULTI/EXEC that also sets the list's TTL) from RQ's queue to the
+        owner's claim list, which counts as tracked (requeue_orphans) while its worker beats
+        (refresh_claim). A job check_job would refuse is put back at the head of the queue for RQ
+        to run, that is to refuse: claiming never bypasses the check."""
+        if count <= 0:
+            return []
+        key = self._claim_prefix + owner_id
+        with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(count):
+                pipe.lmove(self.rq_queue.key, key, "LEFT", "RIGHT")
+            pipe.expire(key, CLAIM_TTL_SECONDS)
+            moved = [as_text(job_id) for job_id in pipe.execute()[:-1] if job_id is not None]
+        if not moved:
+            return []
+        accepted, refused = [], []
+        for job_id, job in zip(moved, BatchJob.fetch_many(moved, self._redis, serializer=JOB_SERIALIZER)):
+            try:
+                if job is None:
+                    raise RefusedJob("no job hash")
+                self.check_job(job)
+                accepted.append(job_id)
+            except RefusedJob:
+                refused.append(job_id)
+        if refused:
+            self._unclaim(owner_id, refused)
+        payloads = self._redis.mget([self._payload_prefix + job_id for job_id in accepted]) if accepted else []
+        return [ClaimedBatch(job_id, None if data is None else decode_payload(data))
+                for job_id, data in zip(accepted, payloads)]
+
+    def refresh_claim(self, owner_id: str) -> None:
+        """The owner's worker is alive: its claim list lives CLAIM_TTL_SECONDS more."""
+        self._redis.expire(self._claim_prefix + owner_id, CLAIM_TTL_SECONDS)
+
+    def release_claimed(self, owner_id: str, claimed: Sequence[ClaimedBatch]) -> None:
+        """Put claimed jobs back at the head of the queue, in their order (their write failed or
+        was not attempted), and drop the claim list. LMOVE moves only what the list still holds:
+        a job whose claim expired and that was queued again is not queued twice."""
+        key = self._claim_prefix + owner_id
+        with self._redis.pipeline(transaction=True) as pipe:
+            for _ in claimed:
+                pipe.lmove(key, self.rq_queue.key, "RIGHT", "LEFT")
+            pipe.delete(key)
+            pipe.execute()
+
+    def _unclaim(self, owner_id: str, job_ids: Sequence[str]) -> None:
+        key = self._claim_prefix + owner_id
+        with self._redis.pipeline(transaction=True) as pipe:
+            for job_id in reversed(job_ids):
+                pipe.lrem(key, 1, job_id)
+                pipe.lpush(self.rq_queue.key, job_id)
+            pipe.execute()
+
+    def finish_written(self, payload_key: str, owner_id: str, claimed: Sequence[ClaimedBatch]) -> None:
+        """Every batch of one write is in Cassandra: delete the owner's payload, and the claimed
+        jobs' payloads, job hashes and claim list, in one MULTI/EXEC. (RQ finishes the owner's job
+        itself; a claimed job never ran in RQ, so it has nothing else to clean up.)"""
+        if not claimed:
+            self.delete_payload(payload_key)
+            return
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(payload_key, *(self._payload_prefix + c.job_id for c in claimed),
+                        *(BatchJob.key_for(c.job_id) for c in claimed))
+            pipe.delete(self._claim_prefix + owner_id)
+            pipe.execute()
+
     # --- operations ---
 
     def ping(self) -> None:
@@ -357,7 +446,17 @@ class BatchQueue:
             *StartedJobRegistry(queue=q).get_job_ids(),
             *ScheduledJobRegistry(queue=q).get_job_ids(),
             *FailedJobRegistry(queue=q).get_job_ids(),
+            *self._claimed_job_ids(),  # after the queue: a job being claimed is seen in one of them
         }
+
+    def _claimed_job_ids(self) -> list[str]:
+        keys = list(self._redis.scan_iter(match=self._claim_prefix.encode() + b"*", count=1000))
+        if not keys:
+            return []
+        with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.lrange(key, 0, -1)
+            return [as_text(job_id) for ids in pipe.execute() for job_id in ids]
 
     def requeue_failed(self) -> int:
         """Put every failed batch back on the queue (after its cause is fixed)."""

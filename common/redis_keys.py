@@ -14,6 +14,12 @@ ORPHAN_SCAN_LOCK_PREFIX = "kube-insight:orphan-scan:"
 """`<prefix><queue name>`: held (SET NX EX, value the worker's name) by the one worker that scans
 for orphaned payloads in a maintenance pass, expiring just before the next pass."""
 
+CLAIM_KEY_PREFIX = "kube-insight:claimed:"
+"""`<prefix><queue name>:<job id>`: a list of the queued jobs that the running job <job id> took
+from the queue to write together with its own batch (BatchQueue.claim_queued). It expires
+CLAIM_TTL_SECONDS after its worker's last beat: the jobs of a dead worker's claim are then orphans,
+queued again by the next maintenance pass."""
+
 
 def payload_key_prefix(queue_name: str) -> str:
     """The prefix of every payload key of one queue; a payload key is this plus the job id."""
@@ -22,3 +28,8 @@ def payload_key_prefix(queue_name: str) -> str:
 
 def orphan_scan_lock_key(queue_name: str) -> str:
     return f"{ORPHAN_SCAN_LOCK_PREFIX}{queue_name}"
+
+
+def claim_key_prefix(queue_name: str) -> str:
+    """The prefix of every claim list of one queue; a claim key is this plus the claiming job's id."""
+    return f"{CLAIM_KEY_PREFIX}{queue_name}:"

@@ -93,6 +93,7 @@ class Settings:
     # Worker
     worker_metrics_port: int = 9100
     worker_burst: bool = False
+    worker_batches_per_write: int = 8
     job_timeout_seconds: int = 120
     job_retry_intervals: tuple[int, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900)
     maintenance_interval_seconds: int = 10
@@ -383,6 +384,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker_metrics_port", "--metrics-port", "WORKER_METRICS_PORT", _int(0, 65535),
            "port of the worker's own /metrics (0: off)", "worker"),
     Option("worker_burst", "--burst", "WORKER_BURST", _bool, "exit once the queue is empty", "worker"),
+    Option("worker_batches_per_write", "--batches-per-write", "WORKER_BATCHES_PER_WRITE", _int(1, 64),
+           "a job's batch and up to this many - 1 batches already queued behind it, written together "
+           "(bigger blocks, fewer round trips); 1: one batch per write", "worker"),
     Option("job_timeout_seconds", "--job-timeout-seconds", "JOB_TIMEOUT_SECONDS", _int(5),
            "longest one batch write may take before it is retried"),
     Option("job_retry_intervals", "--job-retry-intervals", "JOB_RETRY_INTERVALS", _intervals,

@@ -287,6 +287,8 @@ class StoreWorker(SimpleWorker):
         while not done.wait(HEARTBEAT_EVERY_SECONDS):
             try:
                 self.maintain_heartbeats(job, execution)
+                if self.context.batches_per_write > 1:
+                    self.context.queue.refresh_claim(job.id)  # the batches it took along
             except redis.RedisError as error:
                 log.warning("event=heartbeat_failed job=%s error=%s", job.id, error)
 
@@ -332,7 +334,8 @@ class StoreWorker(SimpleWorker):
 def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
                  metrics: WorkerMetrics, store_backoff: tuple[float, float] = STORE_BACKOFF) -> StoreWorker:
     queue = BatchQueue(connection, settings)
-    context = JobContext(queue=queue, store=store, metrics=metrics)
+    context = JobContext(queue=queue, store=store, metrics=metrics,
+                         batches_per_write=settings.worker_batches_per_write)
     return StoreWorker(
         [queue.rq_queue],
         connection=connection,

@@ -58,6 +58,7 @@ BAD_VALUES = {
     "cassandra_write_mode": "sync",
     "cassandra_write_concurrency": "0",
     "worker_metrics_port": "-1",
+    "worker_batches_per_write": "0",
     "worker_burst": "perhaps",
     "job_timeout_seconds": "4",
     "job_retry_intervals": "1,x",
