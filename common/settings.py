@@ -85,7 +85,7 @@ class Settings:
     cassandra_bucket_seconds: int = 3600
     cassandra_ttl_seconds: int = 0
     cassandra_timeout_seconds: float = 10.0
-    cassandra_layout: str = "rows"
+    cassandra_layout: str = "blocks"
     cassandra_write_mode: str = "batch"
     cassandra_write_concurrency: int = 64
     cassandra_username: str = ""

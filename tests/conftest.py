@@ -15,8 +15,9 @@ from common.settings import Settings
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CASSANDRA_HOST = os.environ.get("TEST_CASSANDRA_HOST", "127.0.0.1")
 CASSANDRA_PORT = int(os.environ.get("TEST_CASSANDRA_PORT", "9042"))
-# The layout the integration tests' workers write (CASSANDRA_LAYOUT): run the suite once per layout.
-TEST_LAYOUT = os.environ.get("KIL_TEST_LAYOUT", "rows")
+# The layout the integration tests' workers write (CASSANDRA_LAYOUT), the default's unless
+# KIL_TEST_LAYOUT names the other; the store contract and layout tests cover both either way.
+TEST_LAYOUT = os.environ.get("KIL_TEST_LAYOUT", Settings().cassandra_layout)
 
 
 def _port_open(host: str, port: int) -> bool:

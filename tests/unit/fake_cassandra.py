@@ -90,9 +90,11 @@ class _AnsweringSession:
 
 
 def offline_store(settings: Settings, cassandra: FakeCassandra, monkeypatch) -> CassandraStore:
-    """A CassandraStore that is 'connected' to `cassandra` (no driver Cluster is ever built)."""
+    """A CassandraStore that is 'connected' to `cassandra` (no driver Cluster is ever built).
+    It writes the `rows` layout, whose statements the fake answers: the send path (retries,
+    splits, refusals) is the one both layouts share; blocks are tested on the real Cassandra."""
     keyspace = settings.cassandra_keyspace
-    store = CassandraStore(settings)
+    store = CassandraStore(dataclasses.replace(settings, cassandra_layout="rows"))
     store._statements = {
         "insert": _prepared(keyspace, schema.LOG_TABLE, schema.insert_row(keyspace), _INSERT_COLUMNS, 4),
         "insert_stream": _prepared(keyspace, schema.STREAM_INDEX_TABLE, schema.insert_stream(keyspace), [
