@@ -107,11 +107,16 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
 
         payloads = bodies("e2e", e2e_batches, start_ns=1_773_500_000 * 10**9)
         cpu_before = run_mod.cpu_seconds(worker.popen.pid)
+        others_before = (run_mod.cpu_seconds(api.popen.pid), run_mod.store_cpu_seconds(False),
+                         run_mod.redis_cpu_seconds(redis))
         started = time.perf_counter()
         run_mod.post_all(api_port, payloads, 1000, 2)
         run_mod.wait_until(lambda: queue.unwritten_batches() == 0, 900)
         elapsed = time.perf_counter() - started
         worker_cpu = run_mod.cpu_seconds(worker.popen.pid) - cpu_before
+        api_cpu, cassandra_cpu, redis_cpu = (after - before for after, before in zip(
+            (run_mod.cpu_seconds(api.popen.pid), run_mod.store_cpu_seconds(False), run_mod.redis_cpu_seconds(redis)),
+            others_before))
         lines = e2e_batches * 1000
         counted = run_mod.count_rows(store, "e2e", payloads)
         if counted != lines:
@@ -127,7 +132,12 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
 
         p50, p99 = query_10k(run_mod, api_port, store)
         streamed = run_mod.big_query(api_port, store, settings, api)["ndjson_streamed"]
-        figures = {"e2e_lines_per_s": lines / elapsed, "worker_cpu_ms_per_1k_lines": worker_cpu * 1000 / (lines / 1000),
+        per_1k = 1000 / (lines / 1000)
+        figures = {"e2e_lines_per_s": lines / elapsed, "worker_cpu_ms_per_1k_lines": worker_cpu * per_1k,
+                   # the rest of the 2 cores' budget during the same end-to-end run (0 when the
+                   # Cassandra node was not started by this tree's scripts/cassandra.sh)
+                   "e2e_api_cpu_ms_per_1k_lines": api_cpu * per_1k, "e2e_cassandra_cpu_ms_per_1k_lines": cassandra_cpu * per_1k,
+                   "e2e_redis_cpu_ms_per_1k_lines": redis_cpu * per_1k,
                    "bare_writer_lines_per_s": bare_rate, "query_10k_p50_ms": p50, "query_10k_p99_ms": p99,
                    "query_100k_ndjson_lines_per_s": streamed["rows_per_s"],
                    "query_100k_ndjson_api_rss_growth_mb": streamed["api_rss_growth_mb"]}

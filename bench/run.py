@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.layouts import Node, layouts_comparison  # noqa: E402
 from bench.loki_compare import loki_figures  # noqa: E402
+from bench.small_blocks import small_blocks  # noqa: E402
 from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
@@ -474,6 +475,8 @@ def compare_layouts(args) -> dict:
         log(f"no Cassandra jars in {args.cassandra_lib}: bytes on disk not measured")
     out = layouts_comparison(sys.modules[__name__], quick=args.quick, rounds=args.rounds, api_port=args.api_port,
                              node=node)
+    if node is not None:  # what merging small blocks would win (bench/small_blocks.py)
+        out["small_blocks"] = small_blocks(sys.modules[__name__], api_port=args.api_port, node=node)
     if args.loki_url:
         log(f"Loki at {args.loki_url}: the same corpus")
         out["loki"] = loki = loki_figures(sys.modules[__name__], args.loki_url, args.loki_data, 20 if args.quick else 100)
@@ -730,14 +733,20 @@ def print_table(r: dict) -> None:
         if v := r.get("layouts", {}).get(layout):
             rows.append((f"layout {layout} (median of {v['rounds']})",
                          f"end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU {v['worker_cpu_ms_per_1k_lines']} "
-                         f"ms/1k lines, bare writer {v['bare_writer_lines_per_s']:,.0f} lines/s, 10k query p50 "
+                         f"ms/1k lines (meanwhile API {v['e2e_api_cpu_ms_per_1k_lines']}, Cassandra "
+                         f"{v['e2e_cassandra_cpu_ms_per_1k_lines']}, Redis {v['e2e_redis_cpu_ms_per_1k_lines']}), bare writer {v['bare_writer_lines_per_s']:,.0f} lines/s, 10k query p50 "
                          f"{v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, 100k NDJSON "
                          f"{v['query_100k_ndjson_lines_per_s']:,.0f} lines/s API RSS +{v['query_100k_ndjson_api_rss_growth_mb']} MB, disk "
                          f"{v.get('disk_bytes_per_line', 'n/a')} B/line"))
     if loki := r.get("layouts", {}).get("loki"):
         rows.append(("Loki, same corpus (1 run)",
-                     f"end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
+                     f"end to end {loki['e2e_lines_per_s']:,} lines/s (Loki's CPU {loki.get('e2e_cpu_ms_per_1k_lines')} "
+                     f"ms/1k lines), 10k query p50 {loki['query_10k_p50_ms']} ms "
                      f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line"))
+    for name, v in r.get("layouts", {}).get("small_blocks", {}).items():
+        rows.append((f"one container stored as {name.replace('_', ' ')} lines",
+                     f"disk {v['disk_bytes_per_line']} B/line, 10k query p50 {v['query_10k_p50_ms']} ms "
+                     f"p99 {v['query_10k_p99_ms']} ms"))
     if ratio := r.get("layouts", {}).get("ratio_blocks_to_rows"):
         rows.append(("layout blocks / rows", ", ".join(f"{name} {value}x" for name, value in ratio.items())))
     if m := r.get("memory"):
