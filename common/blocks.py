@@ -192,6 +192,27 @@ def decode_block(data: bytes) -> DecodedBlock:
                         [tuple(meta) for meta in columns.metas], columns.meta_of)
 
 
+
+def lines_of(decoded: Iterable[DecodedBlock]) -> PartitionLines:
+    """The lines of several decoded blocks of one partition, as one PartitionLines (for cut_blocks,
+    which sorts them and keeps one line per identity): what merging small blocks starts from."""
+    lines, index_of = PartitionLines(), {}
+    for block in decoded:
+        renumber = []
+        for meta in block.metas:
+            key = (*meta[:3], None if meta[3] is None else tuple(sorted(meta[3].items())))
+            if key not in index_of:
+                index_of[key] = len(lines.metas)
+                lines.metas.append(meta)
+            renumber.append(index_of[key])
+        lines.ts += block.ts
+        lines.line_ids += block.line_ids
+        lines.logs += block.logs
+        lines.streams += block.streams
+        lines.meta_of += [renumber[m] for m in block.meta_of]
+    return lines
+
+
 # --- reading ---
 
 # tuple.__new__ straight from C: LogLine._make is a Python function, a call per line.

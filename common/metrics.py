@@ -116,3 +116,7 @@ class WorkerMetrics:
             "logserver_worker_last_write_timestamp_seconds", "Unix time of the last batch written",
             registry=self.registry,
         )
+        self.blocks_merged = Counter(
+            "logserver_worker_blocks_merged", "Small blocks merged into bigger ones (blocks layout), by side",
+            ["side"], registry=self.registry,
+        )

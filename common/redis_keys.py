@@ -20,6 +20,10 @@ from the queue to write together with its own batch (BatchQueue.claim_queued). I
 CLAIM_TTL_SECONDS after its worker's last beat: the jobs of a dead worker's claim are then orphans,
 queued again by the next maintenance pass."""
 
+MERGE_CANDIDATES_PREFIX = "kube-insight:merge-candidates:"
+"""`<prefix><queue name>`: a sorted set of partitions (JSON [namespace, pod, container, bucket])
+that a write left with small blocks, scored by when that was first noted (common.merge_candidates)."""
+
 
 def payload_key_prefix(queue_name: str) -> str:
     """The prefix of every payload key of one queue; a payload key is this plus the job id."""
@@ -33,3 +37,7 @@ def orphan_scan_lock_key(queue_name: str) -> str:
 def claim_key_prefix(queue_name: str) -> str:
     """The prefix of every claim list of one queue; a claim key is this plus the claiming job's id."""
     return f"{CLAIM_KEY_PREFIX}{queue_name}:"
+
+
+def merge_candidates_key(queue_name: str) -> str:
+    return f"{MERGE_CANDIDATES_PREFIX}{queue_name}"

@@ -90,6 +90,33 @@ def insert_block(keyspace: str) -> str:
     )
 
 
+def insert_block_with_ttl(keyspace: str) -> str:
+    """A merged block keeps the shortest time to live its lines had left (never outlives one)."""
+    return insert_block(keyspace) + " USING TTL ?"
+
+
+def select_block_summaries(keyspace: str) -> str:
+    """Every block of one partition without its data: what the merge of small blocks picks from."""
+    return (
+        f"SELECT first_ts, block_id, max_ts, line_count, WRITETIME(data), TTL(data) FROM {keyspace}.{BLOCK_TABLE} "
+        "WHERE namespace = ? AND pod_name = ? AND container_name = ? AND bucket = ?"
+    )
+
+
+def select_block_data(keyspace: str) -> str:
+    return (
+        f"SELECT data FROM {keyspace}.{BLOCK_TABLE} WHERE namespace = ? AND pod_name = ? AND container_name = ? "
+        "AND bucket = ? AND first_ts = ? AND block_id = ?"
+    )
+
+
+def delete_block(keyspace: str) -> str:
+    return (
+        f"DELETE FROM {keyspace}.{BLOCK_TABLE} WHERE namespace = ? AND pod_name = ? AND container_name = ? "
+        "AND bucket = ? AND first_ts = ? AND block_id = ?"
+    )
+
+
 def select_blocks(keyspace: str, direction: Direction) -> str:
     """One partition's blocks that may hold lines with low_ts <= ts_ns <= high_ts: first_ts between
     low_ts - BLOCK_SPAN_NS and high_ts (a block spans less than that), max_ts >= low_ts (filtered

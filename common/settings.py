@@ -94,6 +94,7 @@ class Settings:
     worker_metrics_port: int = 9100
     worker_burst: bool = False
     worker_batches_per_write: int = 8
+    block_merge_after_seconds: int = 300
     job_timeout_seconds: int = 120
     job_retry_intervals: tuple[int, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900)
     maintenance_interval_seconds: int = 10
@@ -387,6 +388,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker_batches_per_write", "--batches-per-write", "WORKER_BATCHES_PER_WRITE", _int(1, 64),
            "a job's batch and up to this many - 1 batches already queued behind it, written together "
            "(bigger blocks, fewer round trips); 1: one batch per write", "worker"),
+    Option("block_merge_after_seconds", "--block-merge-after-seconds", "BLOCK_MERGE_AFTER_SECONDS", _int(0),
+           "blocks layout: small blocks written at least this long ago are merged into bigger ones by the "
+           "workers' maintenance (0: never merge)", "worker"),
     Option("job_timeout_seconds", "--job-timeout-seconds", "JOB_TIMEOUT_SECONDS", _int(5),
            "longest one batch write may take before it is retried"),
     Option("job_retry_intervals", "--job-retry-intervals", "JOB_RETRY_INTERVALS", _intervals,

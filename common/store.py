@@ -38,7 +38,7 @@ from cassandra.protocol import RequestValidationException as ValidationErrorMess
 from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionPolicy, TokenAwarePolicy
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
-from common import blocks, schema
+from common import block_merge, blocks, schema
 from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, SeriesEntry, StoreConfigError,
                               StoreUnavailable, WriteRefused)
 from common.partitions import PartitionKey, bucket_of
@@ -170,6 +170,10 @@ class CassandraStore:
             for name, cql in (
                 ("insert", schema.insert_row(keyspace)),
                 ("insert_block", schema.insert_block(keyspace)),
+                ("insert_block_with_ttl", schema.insert_block_with_ttl(keyspace)),
+                ("block_summaries", schema.select_block_summaries(keyspace)),
+                ("block_data", schema.select_block_data(keyspace)),
+                ("delete_block", schema.delete_block(keyspace)),
                 (("blocks", Direction.FORWARD), schema.select_blocks(keyspace, Direction.FORWARD)),
                 (("blocks", Direction.BACKWARD), schema.select_blocks(keyspace, Direction.BACKWARD)),
                 ("insert_stream", schema.insert_stream(keyspace)),
@@ -269,10 +273,17 @@ class CassandraStore:
     def write(self, rows: Sequence[LogRow]) -> int:
         """Write every row (idempotently: same rows, same keys) and the index entries that find
         them; returns the partitions touched."""
+        return self.write_batches([rows])
+
+    def write_batches(self, batches: Sequence[Sequence[LogRow]]) -> int:
+        """Several queued batches in one write; each line keeps the identity its own batch gives it
+        (an offset-less line's id counts its position among its batch's lines: row_keys)."""
         session = self.connect()
+        rows = [row for batch in batches for row in batch]
+        ids = [line_id for batch in batches for line_id in line_ids(batch)]
         if self._settings.cassandra_layout == "blocks":
-            return self._write_blocks(session, rows)
-        by_partition = self._params_by_partition(rows)
+            return self._write_blocks(session, rows, ids)
+        by_partition = self._params_by_partition(rows, ids)
         index_entries = self._unindexed(by_partition)
         if self._settings.cassandra_write_mode == "batch":
             requests = [(batch, (), functools.partial(self._split_rows, params))
@@ -286,10 +297,9 @@ class CassandraStore:
         self._remember_indexed(index_entries)
         return len(by_partition)
 
-    def _write_blocks(self, session: Session, rows: Sequence[LogRow]) -> int:
+    def _write_blocks(self, session: Session, rows: list[LogRow], ids: list[int]) -> int:
         """The `blocks` layout: one INSERT per block (common.blocks) of each partition's lines."""
-        rows = list(rows)
-        groups = blocks.group_by_partition(rows, line_ids(rows), self._settings.cassandra_bucket_seconds)
+        groups = blocks.group_by_partition(rows, ids, self._settings.cassandra_bucket_seconds)
         series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
         index_entries = self._not_recently_indexed(series)
         insert = self._statements["insert_block"]
@@ -302,7 +312,37 @@ class CassandraStore:
         self._remember_indexed(index_entries)
         return len(groups)
 
-    def _split_block(self, key: tuple, block: blocks.Block, error: BaseException) -> list[tuple]:
+    def merge_small_blocks(self, partition: PartitionKey, written_before_us: int) -> block_merge.MergeOutcome:
+        """Merge the partition's small blocks written before the cut-off (microseconds since the
+        epoch, Cassandra's WRITETIME) into fewer, bigger ones: written first, the inputs deleted
+        after (common.block_merge says why that is safe to interrupt, repeat and race)."""
+        session = self.connect()
+        (rows,) = self._read_all("block_summaries", [partition])
+        summaries = [block_merge.BlockSummary(*row) for row in rows]
+        small = block_merge.settled_small_blocks(summaries, written_before_us)
+        outcome = block_merge.MergeOutcome()
+        for run in block_merge.chunks(small):
+            found = self._read_all("block_data", [(*partition, *block.key) for block in run])
+            if any(not rows for rows in found):
+                continue  # merged (deleted) meanwhile by another worker: its outputs hold the lines
+            merge = block_merge.plan(run, [blocks.decode_block(rows[0][0]) for rows in found])
+            if merge is None:
+                continue
+            if merge.ttl_seconds is None:
+                statement, extra = self._statements["insert_block"], ()
+            else:
+                statement, extra = self._statements["insert_block_with_ttl"], (merge.ttl_seconds,)
+            self._send(session, [(statement, (*partition, *block, *extra),
+                                  functools.partial(self._split_block, partition, block, ttl_seconds=merge.ttl_seconds))
+                                 for block in merge.writes])
+            delete = self._statements["delete_block"]
+            self._send(session, [(delete, (*partition, *key), None) for key in merge.deletes])
+            outcome = outcome.add(merge)
+        outcome.small_later = sum(block_merge.is_small(b) and b.written_us >= written_before_us for b in summaries)
+        return outcome
+
+    def _split_block(self, key: tuple, block: blocks.Block, error: BaseException,
+                     ttl_seconds: int | None = None) -> list[tuple]:
         halves = blocks.split_block(block)
         if halves is None:
             namespace, pod_name, container_name, _ = key
@@ -313,8 +353,12 @@ class CassandraStore:
                 f"then requeue the failed batch") from error
         log.warning("event=write_split lines=%d into=%d+%d error=%s", block.line_count, halves[0].line_count,
                     halves[1].line_count, _describe(error))
-        insert = self._statements["insert_block"]
-        return [(insert, (*key, *half), functools.partial(self._split_block, key, half)) for half in halves]
+        if ttl_seconds is None:
+            insert, extra = self._statements["insert_block"], ()
+        else:
+            insert, extra = self._statements["insert_block_with_ttl"], (ttl_seconds,)
+        return [(insert, (*key, *half, *extra), functools.partial(self._split_block, key, half, ttl_seconds=ttl_seconds))
+                for half in halves]
 
     def _split_rows(self, rows: list[tuple], error: BaseException) -> list[tuple]:
         if len(rows) == 1:
@@ -407,15 +451,14 @@ class CassandraStore:
         for key in entries:
             self._indexed[key] = now
 
-    def _params_by_partition(self, rows: Iterable[LogRow]) -> dict[tuple, list[tuple]]:
+    def _params_by_partition(self, rows: list[LogRow], ids: list[int]) -> dict[tuple, list[tuple]]:
         """The INSERT's parameters, in its column order, grouped by partition (namespace, pod,
         container, bucket): columns 0-3 are the same for every row of a group."""
         # Absent optional fields are UNSET, not null: a null would write a tombstone per cell.
         bucket_seconds = self._settings.cassandra_bucket_seconds
         groups: dict[tuple, list[tuple]] = defaultdict(list)
-        rows = list(rows)
         unset = UNSET_VALUE
-        for row, line_id in zip(rows, line_ids(rows)):
+        for row, line_id in zip(rows, ids):
             namespace, pod_name, container_name, ts_ns = row.namespace, row.pod_name, row.container_name, row.ts_ns
             bucket = bucket_of(ts_ns, bucket_seconds)
             stream, host, pod_id, docker_id, labels = row.stream, row.host, row.pod_id, row.docker_id, row.labels

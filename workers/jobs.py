@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import time
 from collections.abc import Sequence
 
 import redis
 
+from common import block_merge
+from common.merge_candidates import MergeCandidates
 from common.metrics import WorkerMetrics
 from common.queue import BatchQueue, ClaimedBatch, QueuedBatch
 from common.log_store import LogStore, StoreConfigError, StoreUnavailable
@@ -28,6 +29,11 @@ class JobContext:
     # The job's own batch and up to this many - 1 others already waiting, in one store.write
     # (WORKER_BATCHES_PER_WRITE): fewer, bigger blocks, and RQ's per-job round trips shared.
     batches_per_write: int = 1
+    # The blocks layout with merging on: where a write that made small blocks says so, and the
+    # bucket size that names their partitions.
+    merge_candidates: MergeCandidates | None = None
+    merge_after_seconds: int = 0
+    bucket_seconds: int = 3600
 
 
 def write_batch(context: JobContext, payload_key: str) -> int:
@@ -59,6 +65,7 @@ def write_batch(context: JobContext, payload_key: str) -> int:
         _release(queue, owner, claimed)
         claimed = []
     queue.finish_written(payload_key, owner, claimed)
+    _note_small_blocks(context, batches)
     _account(context, batches, claimed, elapsed, partitions)
     return sum(len(b.rows) for b in batches)
 
@@ -71,13 +78,25 @@ def _write(context: JobContext, batch: QueuedBatch,
     if len(batches) == 1:
         return batches, context.store.write(batch.rows), True
     try:
-        return batches, context.store.write(list(itertools.chain.from_iterable(b.rows for b in batches))), True
+        return batches, context.store.write_batches([b.rows for b in batches]), True
     except (StoreUnavailable, StoreConfigError):
         raise  # not any batch's fault: every job is retried as it stands
     except Exception as error:
         log.warning("event=write_together_failed batches=%d error=%s: writing the job's own batch alone",
                     len(batches), error)
         return [batch], context.store.write(batch.rows), False
+
+
+def _note_small_blocks(context: JobContext, batches: Sequence[QueuedBatch]) -> None:
+    """Partitions this write made small blocks in become merge candidates. Best effort: the lines
+    are stored either way, and a lost note costs a merge, not a line."""
+    if context.merge_candidates is None:
+        return
+    rows = (row for b in batches for row in b.rows)
+    try:
+        context.merge_candidates.note(block_merge.partitions_left_small(rows, context.bucket_seconds), time.time())
+    except redis.RedisError as error:
+        log.warning("event=merge_note_failed error=%s", error)
 
 
 def _release(queue: BatchQueue, owner: str, claimed: Sequence[ClaimedBatch]) -> None:

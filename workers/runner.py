@@ -47,7 +47,9 @@ from common.redis_keys import orphan_scan_lock_key
 from common.settings import Settings
 from common.log_store import BatchNeverWritable, LogStore, StoreConfigError, StoreUnavailable
 from common.store import CassandraStore
+from common.merge_candidates import MergeCandidates
 from workers.jobs import JobContext
+from workers.merging import merge_due
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,18 @@ class StoreWorker(SimpleWorker):
         super().run_maintenance_tasks()
         if scanning:
             self._requeue("orphans_requeued", self.context.queue.requeue_orphans)
+            self._merge_small_blocks()
+
+    def _merge_small_blocks(self) -> None:
+        """The due small blocks' merge (workers.merging), when merging is on; a failure ends the
+        pass and leaves the candidates for the next one."""
+        context = self.context
+        if context.merge_candidates is None:
+            return
+        try:
+            merge_due(context.store, context.merge_candidates, context.merge_after_seconds, context.metrics)
+        except (StoreUnavailable, redis.RedisError) as error:
+            log.warning("event=block_merge_failed error=%s", error)
 
     def _take_scan_lock(self) -> bool:
         lock = orphan_scan_lock_key(self.context.queue.rq_queue.name)
@@ -334,8 +348,12 @@ class StoreWorker(SimpleWorker):
 def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
                  metrics: WorkerMetrics, store_backoff: tuple[float, float] = STORE_BACKOFF) -> StoreWorker:
     queue = BatchQueue(connection, settings)
+    merging = settings.cassandra_layout == "blocks" and settings.block_merge_after_seconds > 0
     context = JobContext(queue=queue, store=store, metrics=metrics,
-                         batches_per_write=settings.worker_batches_per_write)
+                         batches_per_write=settings.worker_batches_per_write,
+                         merge_candidates=MergeCandidates(connection, settings.queue_name) if merging else None,
+                         merge_after_seconds=settings.block_merge_after_seconds,
+                         bucket_seconds=settings.cassandra_bucket_seconds)
     return StoreWorker(
         [queue.rq_queue],
         connection=connection,

@@ -1,5 +1,8 @@
 """Scenario: workers SIGKILLed mid-batch, ten times in a row. Every acknowledged record lands exactly
-once, and the interrupted batches are recovered with nobody stepping in, within two minutes."""
+once, and the interrupted batches are recovered with nobody stepping in, within two minutes.
+
+The workers write two batches per write (WORKER_BATCHES_PER_WRITE=2): each one killed leaves its
+own job in the started registry and a claimed batch in a claim list that nobody renews."""
 
 from __future__ import annotations
 
@@ -20,8 +23,9 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 KILLS = 10
-BATCHES = 16
-ROWS_PER_BATCH = 4000  # a few hundred ms of writing: time to be killed in the middle
+BATCHES_PER_WRITE = 2
+BATCHES = KILLS * BATCHES_PER_WRITE + 4
+ROWS_PER_BATCH = 2500  # 5,000 rows a write, a few hundred ms of writing: time to be killed in the middle
 RECOVERY_LIMIT_SECONDS = 120
 
 
@@ -40,13 +44,13 @@ def test_workers_killed_mid_batch_lose_nothing_and_recover_by_themselves(integra
     started = StartedJobRegistry(queue=pipeline.queue.rq_queue)
     log_path = tmp_path / "workers.log"
     for kill in range(KILLS):
-        worker = processes.start("worker", settings, log_path)
+        worker = processes.start("worker", settings, log_path, WORKER_BATCHES_PER_WRITE=str(BATCHES_PER_WRITE))
         wait_for(lambda: started.count > kill, timeout=60, what=f"worker {kill} to start a batch")
         processes.kill(worker)
     last_kill = time.monotonic()
     assert started.count == KILLS, "each killed worker left its batch in the started registry"
 
-    survivor = processes.start("worker", settings, log_path)
+    survivor = processes.start("worker", settings, log_path, WORKER_BATCHES_PER_WRITE=str(BATCHES_PER_WRITE))
     try:
         wait_for(lambda: pipeline.queue.unwritten_batches() == 0,
                  timeout=RECOVERY_LIMIT_SECONDS + 60, interval=0.5, what="every batch to be written")

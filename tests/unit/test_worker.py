@@ -39,6 +39,9 @@ class RecordingStore:
         self.written += rows
         return 1
 
+    def write_batches(self, batches):
+        return self.write([row for batch in batches for row in batch])
+
     def ping(self, timeout):
         if self.pings_down:
             self.pings_down -= 1
