@@ -744,8 +744,8 @@ def print_table(r: dict) -> None:
                      f"ms/1k lines), 10k query p50 {loki['query_10k_p50_ms']} ms "
                      f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line"))
     for name, v in r.get("layouts", {}).get("small_blocks", {}).items():
-        rows.append((f"one container stored as {name.replace('_', ' ')} lines",
-                     f"disk {v['disk_bytes_per_line']} B/line, 10k query p50 {v['query_10k_p50_ms']} ms "
+        rows.append((f"one container, {name.replace('_', ' ')} lines",
+                     f"{v['blocks']} blocks, disk {v['disk_bytes_per_line']} B/line, 10k query p50 {v['query_10k_p50_ms']} ms "
                      f"p99 {v['query_10k_p99_ms']} ms"))
     if ratio := r.get("layouts", {}).get("ratio_blocks_to_rows"):
         rows.append(("layout blocks / rows", ", ".join(f"{name} {value}x" for name, value in ratio.items())))

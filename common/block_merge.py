@@ -20,14 +20,11 @@ Why this is safe to interrupt anywhere and to run twice, or twice at once:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from collections.abc import Iterable, Sequence
 
 from common import blocks
 from common.partitions import PartitionKey
-from common.records import LogRow
-from common.timestamps import NS_PER_SECOND
 
 # A block with fewer lines than this, spanning under half the span bound, may grow by merging.
 SMALL_BLOCK_LINES = blocks.BLOCK_MAX_LINES // 4
@@ -74,13 +71,9 @@ class MergeOutcome:
                             self.lines + sum(b.line_count for b in merge.writes), self.small_later)
 
 
-def partitions_left_small(rows: Iterable[LogRow], bucket_seconds: int) -> list[PartitionKey]:
+def partitions_left_small(lines_per_partition: dict[PartitionKey, int]) -> list[PartitionKey]:
     """The partitions one write made small blocks in (fewer than SMALL_BLOCK_LINES lines)."""
-    counts: collections.Counter = collections.Counter()
-    for row in rows:
-        seconds = row.ts_ns // NS_PER_SECOND
-        counts[(row.namespace, row.pod_name, row.container_name, seconds - seconds % bucket_seconds)] += 1
-    return [partition for partition, lines in counts.items() if lines < SMALL_BLOCK_LINES]
+    return [partition for partition, lines in lines_per_partition.items() if lines < SMALL_BLOCK_LINES]
 
 
 def is_small(block: BlockSummary) -> bool:

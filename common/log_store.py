@@ -97,9 +97,10 @@ class LogStore(Protocol):
         """Write every row idempotently (the same rows give the same keys), and the index entries
         that find them; returns the partitions touched."""
 
-    def write_batches(self, batches: Sequence[Sequence[LogRow]]) -> int:
+    def write_batches(self, batches: Sequence[Sequence[LogRow]]) -> dict[PartitionKey, int]:
         """write() of several queued batches at once, each line keeping the identity its own batch
-        gives it (common.row_keys: an offset-less line's position counts within its batch)."""
+        gives it (common.row_keys: an offset-less line's position counts within its batch);
+        returns the lines written per partition."""
 
     def read_range(self, partition: PartitionKey, low: Bound, high: Bound, *, direction: Direction,
                    page_size: int, first_page_size: int | None = None) -> Iterable[LogLine]:

@@ -273,11 +273,12 @@ class CassandraStore:
     def write(self, rows: Sequence[LogRow]) -> int:
         """Write every row (idempotently: same rows, same keys) and the index entries that find
         them; returns the partitions touched."""
-        return self.write_batches([rows])
+        return len(self.write_batches([rows]))
 
-    def write_batches(self, batches: Sequence[Sequence[LogRow]]) -> int:
+    def write_batches(self, batches: Sequence[Sequence[LogRow]]) -> dict[PartitionKey, int]:
         """Several queued batches in one write; each line keeps the identity its own batch gives it
-        (an offset-less line's id counts its position among its batch's lines: row_keys)."""
+        (an offset-less line's id counts its position among its batch's lines: row_keys). Returns
+        the lines written per partition."""
         session = self.connect()
         rows = [row for batch in batches for row in batch]
         ids = [line_id for batch in batches for line_id in line_ids(batch)]
@@ -295,9 +296,9 @@ class CassandraStore:
         requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
         self._send(session, requests)
         self._remember_indexed(index_entries)
-        return len(by_partition)
+        return {partition: len(params) for partition, params in by_partition.items()}
 
-    def _write_blocks(self, session: Session, rows: list[LogRow], ids: list[int]) -> int:
+    def _write_blocks(self, session: Session, rows: list[LogRow], ids: list[int]) -> dict[PartitionKey, int]:
         """The `blocks` layout: one INSERT per block (common.blocks) of each partition's lines."""
         groups = blocks.group_by_partition(rows, ids, self._settings.cassandra_bucket_seconds)
         series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
@@ -310,7 +311,7 @@ class CassandraStore:
         requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
         self._send(session, requests)
         self._remember_indexed(index_entries)
-        return len(groups)
+        return {partition: len(lines.ts) for partition, lines in groups.items()}
 
     def merge_small_blocks(self, partition: PartitionKey, written_before_us: int) -> block_merge.MergeOutcome:
         """Merge the partition's small blocks written before the cut-off (microseconds since the

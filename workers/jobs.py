@@ -12,6 +12,7 @@ import redis
 from common import block_merge
 from common.merge_candidates import MergeCandidates
 from common.metrics import WorkerMetrics
+from common.partitions import PartitionKey
 from common.queue import BatchQueue, ClaimedBatch, QueuedBatch
 from common.log_store import LogStore, StoreConfigError, StoreUnavailable
 from common.timestamps import now_ns
@@ -29,11 +30,9 @@ class JobContext:
     # The job's own batch and up to this many - 1 others already waiting, in one store.write
     # (WORKER_BATCHES_PER_WRITE): fewer, bigger blocks, and RQ's per-job round trips shared.
     batches_per_write: int = 1
-    # The blocks layout with merging on: where a write that made small blocks says so, and the
-    # bucket size that names their partitions.
+    # The blocks layout with merging on: where a write that made small blocks says so.
     merge_candidates: MergeCandidates | None = None
     merge_after_seconds: int = 0
-    bucket_seconds: int = 3600
 
 
 def write_batch(context: JobContext, payload_key: str) -> int:
@@ -65,18 +64,19 @@ def write_batch(context: JobContext, payload_key: str) -> int:
         _release(queue, owner, claimed)
         claimed = []
     queue.finish_written(payload_key, owner, claimed)
-    _note_small_blocks(context, batches)
-    _account(context, batches, claimed, elapsed, partitions)
+    _note_small_blocks(context, partitions)
+    _account(context, batches, claimed, elapsed, len(partitions))
     return sum(len(b.rows) for b in batches)
 
 
 def _write(context: JobContext, batch: QueuedBatch,
-           claimed: Sequence[ClaimedBatch]) -> tuple[list[QueuedBatch], int, bool]:
-    """The batches written (the job's own first), the partitions touched, and whether the claimed
-    batches were written with it (False: the job's own batch alone, after a joint write failed)."""
+           claimed: Sequence[ClaimedBatch]) -> tuple[list[QueuedBatch], dict[PartitionKey, int], bool]:
+    """The batches written (the job's own first), the lines written per partition, and whether the
+    claimed batches were written with it (False: the job's own batch alone, after a joint write
+    failed)."""
     batches = [batch, *(c.batch for c in claimed if c.batch is not None)]
     if len(batches) == 1:
-        return batches, context.store.write(batch.rows), True
+        return batches, context.store.write_batches([batch.rows]), True
     try:
         return batches, context.store.write_batches([b.rows for b in batches]), True
     except (StoreUnavailable, StoreConfigError):
@@ -84,17 +84,16 @@ def _write(context: JobContext, batch: QueuedBatch,
     except Exception as error:
         log.warning("event=write_together_failed batches=%d error=%s: writing the job's own batch alone",
                     len(batches), error)
-        return [batch], context.store.write(batch.rows), False
+        return [batch], context.store.write_batches([batch.rows]), False
 
 
-def _note_small_blocks(context: JobContext, batches: Sequence[QueuedBatch]) -> None:
+def _note_small_blocks(context: JobContext, lines_per_partition: dict[PartitionKey, int]) -> None:
     """Partitions this write made small blocks in become merge candidates. Best effort: the lines
     are stored either way, and a lost note costs a merge, not a line."""
     if context.merge_candidates is None:
         return
-    rows = (row for b in batches for row in b.rows)
     try:
-        context.merge_candidates.note(block_merge.partitions_left_small(rows, context.bucket_seconds), time.time())
+        context.merge_candidates.note(block_merge.partitions_left_small(lines_per_partition), time.time())
     except redis.RedisError as error:
         log.warning("event=merge_note_failed error=%s", error)
 

@@ -352,8 +352,7 @@ def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
     context = JobContext(queue=queue, store=store, metrics=metrics,
                          batches_per_write=settings.worker_batches_per_write,
                          merge_candidates=MergeCandidates(connection, settings.queue_name) if merging else None,
-                         merge_after_seconds=settings.block_merge_after_seconds,
-                         bucket_seconds=settings.cassandra_bucket_seconds)
+                         merge_after_seconds=settings.block_merge_after_seconds)
     return StoreWorker(
         [queue.rq_queue],
         connection=connection,

@@ -7,7 +7,6 @@ import dataclasses
 from common import block_merge
 from common.block_merge import SMALL_BLOCK_LINES, BlockSummary, chunks, plan, settled_small_blocks
 from common.blocks import BLOCK_SPAN_NS, cut_blocks, decode_block
-from common.records import LogRow
 from tests.unit.test_blocks import NOON_NS, partition_lines, read
 
 SECOND = 10**9
@@ -95,8 +94,5 @@ def test_metadata_of_several_blocks_is_kept_line_by_line():
 
 
 def test_a_write_notes_the_partitions_it_left_small_blocks_in():
-    busy = [LogRow("ns", "busy", "c", NOON_NS + i, "x") for i in range(SMALL_BLOCK_LINES)]
-    quiet = [LogRow("ns", "quiet", "c", NOON_NS, "x"), LogRow("ns", "quiet", "c", NOON_NS + 3600 * SECOND, "y")]
-    bucket = NOON_NS // SECOND - NOON_NS // SECOND % 3600
-    assert sorted(block_merge.partitions_left_small(busy + quiet, 3600)) == [
-        ("ns", "quiet", "c", bucket), ("ns", "quiet", "c", bucket + 3600)]
+    written = {("ns", "busy", "c", 0): SMALL_BLOCK_LINES, ("ns", "quiet", "c", 0): 1, ("ns", "quiet", "c", 3600): 2}
+    assert block_merge.partitions_left_small(written) == [("ns", "quiet", "c", 0), ("ns", "quiet", "c", 3600)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import fakeredis
@@ -40,7 +41,9 @@ class RecordingStore:
         return 1
 
     def write_batches(self, batches):
-        return self.write([row for batch in batches for row in batch])
+        rows = [row for batch in batches for row in batch]
+        self.write(rows)
+        return collections.Counter((row.namespace, row.pod_name, row.container_name, 0) for row in rows)
 
     def ping(self, timeout):
         if self.pings_down:
