@@ -192,7 +192,6 @@ def decode_block(data: bytes) -> DecodedBlock:
                         [tuple(meta) for meta in columns.metas], columns.meta_of)
 
 
-
 def lines_of(decoded: Iterable[DecodedBlock]) -> PartitionLines:
     """The lines of several decoded blocks of one partition, as one PartitionLines (for cut_blocks,
     which sorts them and keeps one line per identity): what merging small blocks starts from."""

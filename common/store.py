@@ -303,11 +303,7 @@ class CassandraStore:
         groups = blocks.group_by_partition(rows, ids, self._settings.cassandra_bucket_seconds)
         series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
         index_entries = self._not_recently_indexed(series)
-        insert = self._statements["insert_block"]
-        requests = []
-        for key, lines in groups.items():
-            for block in blocks.cut_blocks(lines):
-                requests.append((insert, (*key, *block), functools.partial(self._split_block, key, block)))
+        requests = [self._block_insert(key, block) for key, lines in groups.items() for block in blocks.cut_blocks(lines)]
         requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
         self._send(session, requests)
         self._remember_indexed(index_entries)
@@ -329,13 +325,7 @@ class CassandraStore:
             merge = block_merge.plan(run, [blocks.decode_block(rows[0][0]) for rows in found])
             if merge is None:
                 continue
-            if merge.ttl_seconds is None:
-                statement, extra = self._statements["insert_block"], ()
-            else:
-                statement, extra = self._statements["insert_block_with_ttl"], (merge.ttl_seconds,)
-            self._send(session, [(statement, (*partition, *block, *extra),
-                                  functools.partial(self._split_block, partition, block, ttl_seconds=merge.ttl_seconds))
-                                 for block in merge.writes])
+            self._send(session, [self._block_insert(partition, block, merge.ttl_seconds) for block in merge.writes])
             delete = self._statements["delete_block"]
             self._send(session, [(delete, (*partition, *key), None) for key in merge.deletes])
             outcome = outcome.add(merge)
@@ -354,12 +344,14 @@ class CassandraStore:
                 f"then requeue the failed batch") from error
         log.warning("event=write_split lines=%d into=%d+%d error=%s", block.line_count, halves[0].line_count,
                     halves[1].line_count, _describe(error))
+        return [self._block_insert(key, half, ttl_seconds) for half in halves]
+
+    def _block_insert(self, key: tuple, block: blocks.Block, ttl_seconds: int | None = None) -> tuple:
+        """The request writing one block (with a TTL of its own when given), split if too large."""
+        split = functools.partial(self._split_block, key, block, ttl_seconds=ttl_seconds)
         if ttl_seconds is None:
-            insert, extra = self._statements["insert_block"], ()
-        else:
-            insert, extra = self._statements["insert_block_with_ttl"], (ttl_seconds,)
-        return [(insert, (*key, *half, *extra), functools.partial(self._split_block, key, half, ttl_seconds=ttl_seconds))
-                for half in halves]
+            return self._statements["insert_block"], (*key, *block), split
+        return self._statements["insert_block_with_ttl"], (*key, *block, ttl_seconds), split
 
     def _split_rows(self, rows: list[tuple], error: BaseException) -> list[tuple]:
         if len(rows) == 1:
