@@ -4,8 +4,9 @@
                                     [--rounds 3] [--batches 100] [--workers 1]
 
 Each round fills the queue with the same 1,000-record batches (new timestamps per run, so every run
-writes new rows), then starts the variant's workers (code imported from the given directory) and
-times them until every payload is gone. Also reports the workers' CPU per batch, which other load on
+writes new rows), queued by the variant's own code (the payload form its API would queue), then
+starts the variant's workers (code imported from the given directory) and times them until every
+payload is gone. Also reports the workers' CPU per batch, which other load on
 the machine disturbs less than the rate. Needs Redis and Cassandra from `make up`; uses a keyspace
 of its own, dropped afterwards.
 """
@@ -25,9 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ab import cpu_seconds  # noqa: E402
 from bench.run import ROOT, Proc, clean_up, parse_variants  # noqa: E402
-from bench.workload import bodies  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
-from common.records import BatchDecoder  # noqa: E402
 from common.settings import Settings  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
 
@@ -38,6 +37,19 @@ def start_worker(source: str, env: dict) -> Proc:
     return Proc("drain-worker", subprocess.Popen(
         [sys.executable, "-m", "cli.main", "worker"], cwd=source,
         env={**os.environ, **env, "PYTHONPATH": source}, stdout=logfile, stderr=logfile))
+
+
+def fill(source: str, env: dict, namespace: str, batches: int, start_ns: int) -> None:
+    """Queue the batches with the variant's own code, so that each variant's workers read the
+    payload form their own API would queue."""
+    code = ("import sys; from bench.workload import bodies; from common.queue import BatchQueue, connect_redis; "
+            "from common.records import BatchDecoder; from common.settings import Settings; "
+            "s = Settings(queue_name=sys.argv[4], queue_high_water_mark=10**6); q = BatchQueue(connect_redis(s), s); d = BatchDecoder(s.max_line_bytes); "
+            "[q.enqueue(d.decode(b, 'application/json').rows) "
+            "for b in bodies(sys.argv[1], int(sys.argv[2]), start_ns=int(sys.argv[3]))]")
+    source = str(Path(source).resolve())
+    subprocess.run([sys.executable, "-c", code, namespace, str(batches), str(start_ns), env["QUEUE_NAME"]],
+                   cwd=source, check=True, env={**os.environ, "PYTHONPATH": source})
 
 
 def wait_while(condition, workers: list[Proc], timeout: float = 600) -> None:
@@ -68,7 +80,6 @@ def main() -> None:
     queue = BatchQueue(redis, settings)
     store = CassandraStore(settings)
     store.connect()
-    decoder = BatchDecoder(settings.max_line_bytes)
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     runs = 0
     try:
@@ -77,8 +88,7 @@ def main() -> None:
             for name, (source, extra) in variants.items():
                 runs += 1
                 start_ns = 1_774_000_000 * 10**9 + runs * 10**12
-                for body in bodies(f"drain{runs}", args.batches, start_ns=start_ns):
-                    queue.enqueue(decoder.decode(body, "application/json").rows)
+                fill(source, {**env, **extra}, f"drain{runs}", args.batches, start_ns)
                 workers = [start_worker(source, {**env, **extra}) for _ in range(args.workers)]
                 wait_while(lambda: queue.unwritten_batches() == args.batches, workers)  # started writing
                 cpu_before = sum(cpu_seconds(w.popen.pid) for w in workers)

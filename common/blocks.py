@@ -32,6 +32,7 @@ from typing import NamedTuple
 import msgspec
 import zstandard
 
+from common.container_lines import ContainerLines, Meta
 from common.log_store import Bound, LogLine
 from common.timestamps import NS_PER_SECOND
 
@@ -44,9 +45,6 @@ BLOCK_SPAN_NS = 60 * NS_PER_SECOND
 # zstd level 3: ~4× smaller than the JSON-ish text on the bench corpus at ~1 µs per line.
 _ZSTD_LEVEL = 3
 FORMAT_VERSION = 1
-
-Meta = tuple  # (host, pod_id, docker_id, labels), each None when absent
-
 
 class _Columns(msgspec.Struct, array_like=True):
     version: int
@@ -102,35 +100,59 @@ class PartitionLines:
         return {(stream, labels_of[m]) for stream, m in set(zip(self.streams, self.meta_of))}
 
 
-def group_by_partition(rows: Iterable, line_ids: Iterable[int], bucket_seconds: int) -> dict[tuple, PartitionLines]:
-    """A batch's rows (LogRow) with their line ids, as columns per partition key
-    (namespace, pod_name, container_name, bucket)."""
+def group_by_partition(containers: Iterable[tuple[ContainerLines, list[int]]],
+                       bucket_seconds: int) -> dict[tuple, PartitionLines]:
+    """Containers' lines (with their line ids) as columns per partition key (namespace, pod_name,
+    container_name, bucket): one container's lines from several batches go together, each
+    distinct metadata once. A container's lines all in one bucket (the usual case) are taken
+    whole, column by column; only a container straddling buckets is split line by line."""
     groups: dict[tuple, PartitionLines] = {}
-    last_key, last_meta, group = None, None, None
-    for row, line_id in zip(rows, line_ids):
-        ts = row.ts_ns
-        seconds = ts // NS_PER_SECOND
-        key = (row.namespace, row.pod_name, row.container_name, seconds - seconds % bucket_seconds)
-        if key != last_key:
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = PartitionLines()
-            last_key, last_meta = key, None
-        group.ts.append(ts)
-        group.line_ids.append(line_id)
-        group.logs.append(row.log)
-        group.streams.append(row.stream)
-        # A container's lines mostly share their metadata: compare before adding an entry.
-        meta = (row.host, row.pod_id, row.docker_id, row.labels)
-        if meta != last_meta:
-            try:
-                index = group.metas.index(meta)
-            except ValueError:
-                index = len(group.metas)
-                group.metas.append(meta)
-            last_meta, last_index = meta, index
-        group.meta_of.append(last_index)
+    for lines, ids in containers:
+        names = (lines.namespace, lines.pod_name, lines.container_name)
+        first, last = _bucket(min(lines.ts), bucket_seconds), _bucket(max(lines.ts), bucket_seconds)
+        if first == last:
+            _add(groups, (*names, first), lines, ids, None)
+            continue
+        by_bucket: dict[int, list[int]] = {}
+        for index, ts in enumerate(lines.ts):
+            by_bucket.setdefault(_bucket(ts, bucket_seconds), []).append(index)
+        for bucket, indices in by_bucket.items():
+            _add(groups, (*names, bucket), lines, ids, indices)
     return groups
+
+
+def _bucket(ts_ns: int, bucket_seconds: int) -> int:
+    seconds = ts_ns // NS_PER_SECOND
+    return seconds - seconds % bucket_seconds
+
+
+def _add(groups: dict[tuple, PartitionLines], key: tuple, lines: ContainerLines, ids: list[int],
+         indices: list[int] | None) -> None:
+    """A container's lines (all of them, or those at `indices`) into their partition's columns."""
+    part = groups.get(key)
+    if part is None:
+        part = groups[key] = PartitionLines()
+    renumber = []
+    for meta in lines.metas:
+        try:
+            renumber.append(part.metas.index(meta))
+        except ValueError:
+            renumber.append(len(part.metas))
+            part.metas.append(meta)
+    same_numbers = renumber == list(range(len(renumber)))
+    if indices is None:
+        part.ts += lines.ts
+        part.line_ids += ids
+        part.logs += lines.logs
+        part.streams += lines.streams
+        part.meta_of += lines.meta_of if same_numbers else [renumber[m] for m in lines.meta_of]
+        return
+    take = operator.itemgetter(*indices) if len(indices) > 1 else (lambda column: (column[indices[0]],))
+    part.ts += take(lines.ts)
+    part.line_ids += take(ids)
+    part.logs += take(lines.logs)
+    part.streams += take(lines.streams)
+    part.meta_of += [renumber[m] for m in take(lines.meta_of)]
 
 
 def cut_blocks(lines: PartitionLines, *, max_lines: int = BLOCK_MAX_LINES,

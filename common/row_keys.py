@@ -40,8 +40,10 @@ chance of 2**-47 per pair.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Iterator
 
+from common.container_lines import ContainerLines
 from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
 from common.timestamps import NS_PER_SECOND
@@ -103,6 +105,39 @@ def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
             yield position << HASH_BITS | content_hash(row.stream, row.log)
         else:
             yield content_line_id(position, row.stream, row.log)
+
+
+def container_line_ids(lines: ContainerLines) -> list[int]:
+    """line_ids of one container's lines of a batch (the same ids, computed over columns)."""
+    blake2b, from_bytes, mask = hashlib.blake2b, int.from_bytes, _HASH_MASK
+    prefixes: dict[str | None, str] = {}
+    for stream in set(lines.streams):
+        prefixes[stream] = f"{stream or ''}\x00"
+    ts, logs, streams = lines.ts, lines.logs, lines.streams
+    if lines.offsets is None and len(set(ts)) == len(ts):
+        # Every line at a nanosecond of its own (the usual case): every position is 0.
+        return [from_bytes(blake2b((prefixes[stream] + log).encode(), digest_size=8).digest()) & mask
+                for stream, log in zip(streams, logs)]
+    ids: list[int] = []
+    seen: dict[int, int] = {}
+    paths: dict[str | None, int] = {}
+    offsets = lines.offsets or itertools.repeat(None)
+    log_files = lines.log_files or itertools.repeat(None)
+    for stamp, log, stream, offset, log_file in zip(ts, logs, streams, offsets, log_files):
+        if offset is not None:
+            hashed = paths.get(log_file)
+            if hashed is None:
+                hashed = paths[log_file] = path_hash(log_file)
+            ids.append(OFFSET_FLAG | (offset & _OFFSET_MASK) << PATH_BITS | hashed)
+            continue
+        position = seen.get(stamp, 0)
+        seen[stamp] = position + 1
+        if position < MAX_POSITION:
+            ids.append(position << HASH_BITS
+                       | from_bytes(blake2b((prefixes[stream] + log).encode(), digest_size=8).digest()) & mask)
+        else:
+            ids.append(content_line_id(position, stream, log))
+    return ids
 
 
 def partition_key(row: LogRow, bucket_seconds: int) -> PartitionKey:

@@ -39,11 +39,12 @@ from cassandra.policies import DCAwareRoundRobinPolicy, ExponentialReconnectionP
 from cassandra.query import UNSET_VALUE, BatchStatement, BatchType, PreparedStatement, tuple_factory
 
 from common import block_merge, blocks, schema
+from common.container_lines import ContainerLines, containers_of
 from common.log_store import (BatchNeverWritable, Bound, Direction, LogLine, SeriesEntry, StoreConfigError,
                               StoreUnavailable, WriteRefused)
 from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
-from common.row_keys import line_ids
+from common.row_keys import container_line_ids, line_ids
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -280,10 +281,11 @@ class CassandraStore:
         (an offset-less line's id counts its position among its batch's lines: row_keys). Returns
         the lines written per partition."""
         session = self.connect()
+        if self._settings.cassandra_layout == "blocks":
+            return self._write_blocks(session, [(container, container_line_ids(container))
+                                                for batch in batches for container in containers_of(batch)])
         rows = [row for batch in batches for row in batch]
         ids = [line_id for batch in batches for line_id in line_ids(batch)]
-        if self._settings.cassandra_layout == "blocks":
-            return self._write_blocks(session, rows, ids)
         by_partition = self._params_by_partition(rows, ids)
         index_entries = self._unindexed(by_partition)
         if self._settings.cassandra_write_mode == "batch":
@@ -298,9 +300,9 @@ class CassandraStore:
         self._remember_indexed(index_entries)
         return {partition: len(params) for partition, params in by_partition.items()}
 
-    def _write_blocks(self, session: Session, rows: list[LogRow], ids: list[int]) -> dict[PartitionKey, int]:
+    def _write_blocks(self, session: Session, containers: list[tuple[ContainerLines, list[int]]]) -> dict[PartitionKey, int]:
         """The `blocks` layout: one INSERT per block (common.blocks) of each partition's lines."""
-        groups = blocks.group_by_partition(rows, ids, self._settings.cassandra_bucket_seconds)
+        groups = blocks.group_by_partition(containers, self._settings.cassandra_bucket_seconds)
         series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
         index_entries = self._not_recently_indexed(series)
         requests = [self._block_insert(key, block) for key, lines in groups.items() for block in blocks.cut_blocks(lines)]

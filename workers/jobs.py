@@ -66,7 +66,7 @@ def write_batch(context: JobContext, payload_key: str) -> int:
     queue.finish_written(payload_key, owner, claimed)
     _note_small_blocks(context, partitions)
     _account(context, batches, claimed, elapsed, len(partitions))
-    return sum(len(b.rows) for b in batches)
+    return sum(len(b.lines) for b in batches)
 
 
 def _write(context: JobContext, batch: QueuedBatch,
@@ -76,15 +76,15 @@ def _write(context: JobContext, batch: QueuedBatch,
     failed)."""
     batches = [batch, *(c.batch for c in claimed if c.batch is not None)]
     if len(batches) == 1:
-        return batches, context.store.write_batches([batch.rows]), True
+        return batches, context.store.write_batches([batch.lines]), True
     try:
-        return batches, context.store.write_batches([b.rows for b in batches]), True
+        return batches, context.store.write_batches([b.lines for b in batches]), True
     except (StoreUnavailable, StoreConfigError):
         raise  # not any batch's fault: every job is retried as it stands
     except Exception as error:
         log.warning("event=write_together_failed batches=%d error=%s: writing the job's own batch alone",
                     len(batches), error)
-        return [batch], context.store.write_batches([batch.rows]), False
+        return [batch], context.store.write_batches([batch.lines]), False
 
 
 def _note_small_blocks(context: JobContext, lines_per_partition: dict[PartitionKey, int]) -> None:
@@ -110,7 +110,7 @@ def _release(queue: BatchQueue, owner: str, claimed: Sequence[ClaimedBatch]) -> 
 def _account(context: JobContext, batches: Sequence[QueuedBatch], claimed: Sequence[ClaimedBatch],
              elapsed: float, partitions: int) -> None:
     m, now = context.metrics, now_ns()
-    rows = sum(len(b.rows) for b in batches)
+    rows = sum(len(b.lines) for b in batches)
     gone = sum(c.batch is None for c in claimed)
     m.rows_written.inc(rows)
     m.batches.labels("written").inc(len(batches))

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from common.blocks import (BLOCK_SPAN_NS, PartitionLines, cut_blocks, decode_block, group_by_partition,
                            merge_blocks)
+from common.container_lines import ContainerLines, group_rows
 from common.log_store import LogLine
 from common.records import LogRow
+from common.row_keys import container_line_ids, content_line_id
 from common.schema import LINE_ID_MAX, LINE_ID_MIN
 
 NOON_NS = 1_773_489_600 * 10**9
@@ -27,6 +29,10 @@ def partition_lines(lines: list[tuple[int, int, str]], stream: str | None = "std
         part.streams.append(stream)
         part.meta_of.append(0)
     return part
+
+
+def with_ids(containers: list[ContainerLines]) -> list[tuple[ContainerLines, list[int]]]:
+    return [(container, container_line_ids(container)) for container in containers]
 
 
 def stored(blocks) -> list[tuple[int, int, bytes]]:
@@ -124,11 +130,32 @@ def test_lines_group_by_partition_with_their_metadata_once():
     rows = [LogRow("ns", "web-1", "app", NOON_NS + i, f"l{i}", "stdout", "node-1", labels={"app": "web"})
             for i in range(3)]
     rows.append(LogRow("ns", "web-2", "app", NOON_NS, "other", None))
-    groups = group_by_partition(rows, range(4), 3600)
+    groups = group_by_partition(with_ids(group_rows(rows)), 3600)
     assert sorted(groups) == [("ns", "web-1", "app", NOON_NS // 10**9), ("ns", "web-2", "app", NOON_NS // 10**9)]
     web1 = groups[("ns", "web-1", "app", NOON_NS // 10**9)]
     assert web1.metas == [("node-1", None, None, {"app": "web"})] and web1.meta_of == [0, 0, 0]
     assert web1.series() == {("stdout", (("app", "web"),))}
+
+
+def test_a_container_straddling_buckets_is_split_between_its_partitions():
+    hour = 3600 * 10**9
+    rows = [LogRow("ns", "web-1", "app", NOON_NS + offset, log, "stdout")
+            for offset, log in [(hour - 1, "last of the first hour"), (hour, "first of the next"), (0, "late")]]
+    groups = group_by_partition(with_ids(group_rows(rows)), 3600)
+    first, second = ("ns", "web-1", "app", NOON_NS // 10**9), ("ns", "web-1", "app", NOON_NS // 10**9 + 3600)
+    assert groups[first].logs == ["last of the first hour", "late"] and groups[second].logs == ["first of the next"]
+    assert groups[first].line_ids == [content_line_id(0, "stdout", "last of the first hour"),
+                                      content_line_id(0, "stdout", "late")]
+
+
+def test_two_batches_of_one_container_share_its_partition_and_its_metadata_entries():
+    old_pod = ("node-1", None, None, {"app": "web"})
+    batch_1 = group_rows([LogRow("ns", "web-1", "app", NOON_NS, "a", "stdout", *old_pod)])
+    batch_2 = group_rows([LogRow("ns", "web-1", "app", NOON_NS + 1, "b", "stdout", "node-2", None, None, {"app": "web"}),
+                          LogRow("ns", "web-1", "app", NOON_NS + 2, "c", "stdout", *old_pod)])
+    (part,) = group_by_partition([*with_ids(batch_1), *with_ids(batch_2)], 3600).values()
+    assert part.logs == ["a", "b", "c"]
+    assert part.metas == [old_pod, ("node-2", None, None, {"app": "web"})] and part.meta_of == [0, 1, 0]
 
 
 line_lists = st.lists(
