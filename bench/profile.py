@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ PORT = 18090
 
 
 def record(pid: int, seconds: float, output: Path, gil: bool) -> subprocess.Popen:
-    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "-f", "raw", "--nolineno",
+    args = [PY_SPY, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "250", "-f", "raw", *([] if os.environ.get("PROFILE_LINES") else ["--nolineno"]),
             "-o", str(output)]
     if gil:
         args.append("--gil")

@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import math
+import operator
 import socket
 import threading
 import time
@@ -295,7 +296,7 @@ class CassandraStore:
             insert = self._statements["insert"]
             requests = [(insert, p, functools.partial(self._split_rows, [p]))
                         for partition in by_partition.values() for p in partition]
-        requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
+        requests += self._index_requests(index_entries)
         self._send(session, requests)
         self._remember_indexed(index_entries)
         return {partition: len(params) for partition, params in by_partition.items()}
@@ -306,7 +307,7 @@ class CassandraStore:
         series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
         index_entries = self._not_recently_indexed(series)
         requests = [self._block_insert(key, block) for key, lines in groups.items() for block in blocks.cut_blocks(lines)]
-        requests += [(statement, params, None) for statement, params in self._index_statements(index_entries)]
+        requests += self._index_requests(index_entries)
         self._send(session, requests)
         self._remember_indexed(index_entries)
         return {partition: len(lines.ts) for partition, lines in groups.items()}
@@ -427,17 +428,38 @@ class CassandraStore:
         now = time.monotonic()
         return [entry for entry in series if now - self._indexed.get(entry, -math.inf) > schema.INDEX_REFRESH_SECONDS]
 
-    def _index_statements(self, entries: list[tuple]) -> list[tuple]:
-        statements, streams, namespaces = [], set(), set()
+    def _index_requests(self, entries: list[tuple]) -> list[tuple]:
+        """The index entries' INSERTs as requests (statement, parameters, None): the entries of
+        one index partition (the series of a bucket, the containers of a namespace's bucket, the
+        namespaces of a bucket) go in UNLOGGED batches of up to BATCH_BYTES_LIMIT, so a burst of
+        new containers costs a few requests, not three per container."""
+        series: dict[int, list[tuple]] = defaultdict(list)
+        streams, namespaces = set(), set()
         for namespace, pod_name, container_name, bucket, stream, labels in entries:
-            statements.append((self._statements["insert_series"],
-                               (bucket, namespace, pod_name, container_name, stream, schema.labels_id(labels),
-                                dict(labels))))
+            series[bucket].append((bucket, namespace, pod_name, container_name, stream, schema.labels_id(labels),
+                                   dict(labels)))
             streams.add((namespace, bucket, pod_name, container_name))
             namespaces.add((bucket, namespace))
-        statements += [(self._statements["insert_stream"], key) for key in sorted(streams)]
-        statements += [(self._statements["insert_namespace"], key) for key in sorted(namespaces)]
-        return statements
+        by_partition: list[tuple[PreparedStatement, list[tuple]]] = [
+            (self._statements["insert_series"], params) for params in series.values()]
+        for statement, keys, partition_of in ((self._statements["insert_stream"], streams, operator.itemgetter(0, 1)),
+                                              (self._statements["insert_namespace"], namespaces, operator.itemgetter(0))):
+            grouped: dict[tuple, list[tuple]] = defaultdict(list)
+            for key in sorted(keys):
+                grouped[partition_of(key)].append(key)
+            by_partition += [(statement, params) for params in grouped.values()]
+        requests = []
+        for statement, params in by_partition:
+            for chunk in _chunks_of_bytes(params, BATCH_BYTES_LIMIT):
+                if len(chunk) == 1:
+                    requests.append((statement, chunk[0], None))
+                    continue
+                batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+                batch.is_idempotent = True  # index entries are keyed by their content
+                for values in chunk:
+                    batch.add(statement, values)
+                requests.append((batch, (), None))
+        return requests
 
     def _remember_indexed(self, entries: list[tuple]) -> None:
         if len(self._indexed) > _INDEX_MEMORY_ENTRIES:
@@ -704,6 +726,22 @@ def _libev_if_available() -> dict:
     except ImportError:  # pragma: no cover
         return {}
     return {"connection_class": LibevConnection}
+
+
+def _chunks_of_bytes(params: list[tuple], limit: int) -> Iterator[list[tuple]]:
+    """Index entries' parameters in chunks of about `limit` bytes (their text and map values, plus
+    a row's overhead each)."""
+    chunk, size = [], 0
+    for values in params:
+        value_bytes = _ROW_OVERHEAD_BYTES + sum(len(v) if isinstance(v, str) else _labels_bytes(v) if isinstance(v, dict)
+                                                else 8 for v in values)
+        if chunk and size + value_bytes > limit:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(values)
+        size += value_bytes
+    if chunk:
+        yield chunk
 
 
 def _text_bytes(value) -> int:
