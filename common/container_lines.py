@@ -14,10 +14,12 @@ batch's lines of the same container and nanosecond, which the order within a con
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from common.records import LogRow
+if TYPE_CHECKING:
+    from common.records import LogRow
 
 Meta = tuple  # (host, pod_id, docker_id, labels), each None when absent
 
@@ -37,7 +39,25 @@ class ContainerLines(msgspec.Struct, array_like=True, gc=False):
     offsets: list[int | None] | None = None
     log_files: list[str | None] | None = None
 
+    def meta_index(self, meta: Meta) -> int:
+        """The index of a metadata value in `metas`, added if new."""
+        try:
+            return self.metas.index(meta)
+        except ValueError:
+            self.metas.append(meta)
+            return len(self.metas) - 1
+
+    def add_offset(self, offset: int | None, log_file: str | None) -> None:
+        """The last line's offset and file (the columns start once some line has either)."""
+        if self.offsets is None:
+            self.offsets = [None] * (len(self.ts) - 1)
+            self.log_files = [None] * (len(self.ts) - 1)
+        self.offsets.append(offset)
+        self.log_files.append(log_file)
+
     def rows(self) -> Iterator[LogRow]:
+        from common.records import LogRow  # common.records builds ContainerLines: imported when used
+
         names = (self.namespace, self.pod_name, self.container_name)
         metas = self.metas
         offsets = self.offsets or [None] * len(self.ts)
@@ -64,26 +84,14 @@ def group_rows(rows: Iterable[LogRow]) -> list[ContainerLines]:
         # A container's lines mostly share their metadata: compare before looking it up.
         meta = (row.host, row.pod_id, row.docker_id, row.labels)
         if meta != last_meta:
-            try:
-                last_index = group.metas.index(meta)
-            except ValueError:
-                last_index = len(group.metas)
-                group.metas.append(meta)
-            last_meta = meta
+            last_index, last_meta = group.meta_index(meta), meta
         group.meta_of.append(last_index)
-        if row.offset is not None or row.log_file is not None:
-            if group.offsets is None:
-                group.offsets = [None] * (len(group.ts) - 1)
-                group.log_files = [None] * (len(group.ts) - 1)
-            group.offsets.append(row.offset)
-            group.log_files.append(row.log_file)
-        elif group.offsets is not None:
-            group.offsets.append(None)
-            group.log_files.append(None)
+        if row.offset is not None or row.log_file is not None or group.offsets is not None:
+            group.add_offset(row.offset, row.log_file)
     return list(groups.values())
 
 
-class QueuedLines(Sequence[LogRow]):
+class QueuedLines(Sequence["LogRow"]):
     """A queued batch's lines: its containers' columns, and, only when asked for, the same lines
     as LogRows (container by container, each in arrival order)."""
 

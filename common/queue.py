@@ -40,7 +40,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from rq.serializers import JSONSerializer
 from rq.utils import as_text
 
-from common.container_lines import ContainerLines, QueuedLines, group_rows
+from common.container_lines import ContainerLines, QueuedLines, containers_of, group_rows
 from common.records import LogRow
 from common.redis_keys import PAYLOAD_KEY_PREFIX, claim_key_prefix, payload_key_prefix
 from common.settings import Settings
@@ -137,7 +137,7 @@ _decoder = msgspec.msgpack.Decoder(_Payload)
 
 
 def encode_payload(rows: Sequence[LogRow], enqueued_at_ns: int) -> bytes:
-    return zstandard.compress(_encoder.encode(_Payload(enqueued_at_ns, [], group_rows(rows))), _ZSTD_LEVEL)
+    return zstandard.compress(_encoder.encode(_Payload(enqueued_at_ns, [], containers_of(rows))), _ZSTD_LEVEL)
 
 
 def decode_payload(data: bytes) -> QueuedBatch:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
 import msgspec
 
+from common.container_lines import ContainerLines, QueuedLines
 from common.timestamps import (
     FRACTION_SCALE,
     NS_PER_SECOND,
@@ -106,7 +108,7 @@ class RecordError:
 
 @dataclasses.dataclass
 class DecodedBatch:
-    rows: list[LogRow]
+    rows: Sequence[LogRow]  # fluent-bit bodies: QueuedLines, container by container
     errors: list[RecordError]  # the first MAX_REPORTED_ERRORS only
     rejected: int
     truncated_lines: int = 0
@@ -306,8 +308,8 @@ def _reason(error: msgspec.DecodeError | UnicodeDecodeError | RecursionError) ->
 def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
     # The hot loop of ingest, once per record: locals only, and parse_rfc3339_ns's fast path inlined
     # (a `time` like 2026-03-14T12:00:00.123456789Z in a second already seen) to save a call.
-    rows: list[LogRow] = []
-    append = rows.append
+    # Valid lines go straight into their container's columns (the queued form, ContainerLines).
+    containers: dict[tuple[str, str, str], list] = {}  # names -> [ContainerLines, last k8s, its meta index]
     errors: list[RecordError] = []
     rejected = truncated = 0
     may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
@@ -345,13 +347,24 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
                         offset = log_file = None  # not fluent-bit's offset (bool, text, ...): ignored
                     elif (log_file := record.log_file) is not None and log_file.__class__ is not str:
                         log_file = None
-                    append(LogRow(k8s.namespace_name, k8s.pod_name, k8s.container_name, ts_ns, log, record.stream,
-                                  k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels, offset, log_file))
+                    state = containers.get(names)
+                    if state is None:
+                        state = containers[names] = [ContainerLines(*names, [], [], [], [], []), None, 0]
+                    lines = state[0]
+                    lines.ts.append(ts_ns)
+                    lines.logs.append(log)
+                    lines.streams.append(record.stream)
+                    # A container's records mostly share their whole kubernetes map.
+                    if k8s != state[1]:
+                        state[1], state[2] = k8s, lines.meta_index((k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels))
+                    lines.meta_of.append(state[2])
+                    if offset is not None or lines.offsets is not None:
+                        lines.add_offset(offset, log_file)
                     continue
         rejected += 1
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.append(failure)
-    return DecodedBatch(rows, errors, rejected, truncated)
+    return DecodedBatch(QueuedLines([state[0] for state in containers.values()]), errors, rejected, truncated)
 
 
 def _check_names(names: tuple[str, str, str], index: int, valid_names: set) -> RecordError | None:

@@ -130,5 +130,16 @@ def test_a_new_label_set_of_an_indexed_container_is_indexed_too(store, namespace
         {"app": "web"}, {"app": "web", "version": "2"}]
 
 
+def test_a_burst_of_new_containers_is_indexed_whole(store, namespace):
+    # 600 containers with 1 kB of labels each: their index entries fill many batches.
+    labels = {f"label-{n}": "v" * 40 for n in range(20)}
+    store.write([labelled(namespace, n, "a", "stdout", labels, pod=f"pod-{n:03d}") for n in range(600)])
+    assert store.containers_in_buckets(namespace, None, [BUCKET]) == [[(f"pod-{n:03d}", "app") for n in range(600)]]
+    (entries,) = store.series_in_buckets([BUCKET])
+    assert sorted(entry.pod_name for entry in entries if entry.namespace == namespace) == [
+        f"pod-{n:03d}" for n in range(600)]
+    assert namespace in store.namespaces_in_buckets([BUCKET])[0]
+
+
 def test_ping_answers_when_the_store_is_up(store):
     assert store.ping(timeout=5.0) is None

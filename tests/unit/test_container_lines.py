@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import zstandard
 from hypothesis import given, settings
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 from common.container_lines import QueuedLines, containers_of, group_rows
 from common.queue import decode_payload, encode_payload
-from common.records import LogRow
+from common.records import BatchDecoder, LogRow
 from common.row_keys import container_line_ids, line_ids
 
 NOON_NS = 1_773_489_600 * 10**9
@@ -92,3 +94,13 @@ def test_queued_lines_are_a_sequence_of_rows():
     lines = QueuedLines(group_rows(rows))
     assert len(lines) == 2 and list(lines) == rows and lines[1] == rows[1] and lines == rows
     assert containers_of(rows)[0].logs == ["a", "b"]
+
+
+def test_a_fluent_bit_body_decodes_straight_into_its_containers_columns():
+    records = [{"time": "2026-03-14T12:00:00.5Z", "log": log, "stream": "stdout",
+                "kubernetes": {"namespace_name": "ns", "pod_name": pod, "container_name": "app", "host": "node-1"}}
+               for pod, log in [("web-1", "a"), ("web-2", "b"), ("web-1", "c")]]
+    batch = BatchDecoder(1000).decode(json.dumps(records).encode(), "application/json")
+    assert [(c.pod_name, c.logs, c.metas) for c in containers_of(batch.rows)] == [
+        ("web-1", ["a", "c"], [("node-1", None, None, None)]), ("web-2", ["b"], [("node-1", None, None, None)])]
+    assert [row.log for row in batch.rows] == ["a", "c", "b"]
