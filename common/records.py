@@ -48,8 +48,13 @@ class KubernetesMeta(msgspec.Struct):
     labels: dict[str, str] | None = None
 
 
-def record_type(date_key: str = "date", offset_key: str = "offset", path_key: str = "log_file") -> type[msgspec.Struct]:
+def record_type(date_key: str = "date", offset_key: str = "offset", path_key: str = "log_file",
+                kubernetes: type = KubernetesMeta) -> type[msgspec.Struct]:
     """One record as fluent-bit's kubernetes filter shapes it; unknown keys (Merge_Log) are ignored.
+
+    `kubernetes` is KubernetesMeta, or msgspec.Raw for the JSON decoders: a batch's records of one
+    pod carry the same kubernetes map, byte for byte, so _to_rows decodes and validates each
+    distinct map once (records of several pods: several maps) instead of once per record.
 
     `date_key` is fluent-bit's json_date_key: the name under which it sends its own timestamp.
     `offset_key` and `path_key` are the tail input's Offset_Key and Path_Key: the line's byte
@@ -60,7 +65,7 @@ def record_type(date_key: str = "date", offset_key: str = "offset", path_key: st
     return msgspec.defstruct(
         "FluentBitRecord",
         [
-            ("kubernetes", KubernetesMeta),
+            ("kubernetes", kubernetes),
             ("log", str, ""),
             ("stream", "str | None", None),
             ("time", "str | None", None),
@@ -135,10 +140,11 @@ class BatchDecoder:
                  path_key: str = "log_file"):
         self._max_line_bytes = max_line_bytes
         self._date_key = date_key
-        self._record_type = record_type(date_key, offset_key, path_key)
-        self._whole_array = msgspec.json.Decoder(list[self._record_type])
+        self._record_type = record_type(date_key, offset_key, path_key)  # msgpack, through msgspec.convert
+        json_record = record_type(date_key, offset_key, path_key, kubernetes=msgspec.Raw)
+        self._whole_array = msgspec.json.Decoder(list[json_record])
         self._raw_elements = msgspec.json.Decoder(list[msgspec.Raw])
-        self._one = msgspec.json.Decoder(self._record_type)
+        self._one = msgspec.json.Decoder(json_record)
         self._one_value = msgspec.json.Decoder(msgspec.Raw)
 
     def decode(self, body: bytes, content_type: str | None = None) -> DecodedBatch:
@@ -309,20 +315,27 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
     # The hot loop of ingest, once per record: locals only, and parse_rfc3339_ns's fast path inlined
     # (a `time` like 2026-03-14T12:00:00.123456789Z in a second already seen) to save a call.
     # Valid lines go straight into their container's columns (the queued form, ContainerLines).
-    containers: dict[tuple[str, str, str], list] = {}  # names -> [ContainerLines, last k8s, its meta index]
+    containers: dict[tuple[str, str, str], ContainerLines] = {}
+    # A kubernetes map (its JSON bytes) -> (its container's columns, its metadata's index there),
+    # or why it is invalid: each distinct map is decoded and validated once per batch.
+    placed: dict[bytes, tuple[ContainerLines, int] | str] = {}
     errors: list[RecordError] = []
     rejected = truncated = 0
     may_be_too_long = max_line_bytes // 4  # a str of n characters holds at most 4n UTF-8 bytes
     utc_second_ns, fraction_scale, max_offset = UTC_SECOND_NS, FRACTION_SCALE, MAX_OFFSET
-    valid_names: set[tuple[str, str, str]] = set()
+    raw_type, encode_map = msgspec.Raw, _encode_json
     for index, record in enumerate(records):
         if record.__class__ is RecordError:
             failure: RecordError = record
         else:
             k8s = record.kubernetes
-            names = (k8s.namespace_name, k8s.pod_name, k8s.container_name)
-            failure = None if names in valid_names else _check_names(names, index, valid_names)
-            if failure is None:
+            key = bytes(k8s) if k8s.__class__ is raw_type else encode_map(k8s)
+            place = placed.get(key)
+            if place is None:
+                place = placed[key] = _place(k8s, containers)
+            if place.__class__ is str:
+                failure = RecordError(index, place)
+            else:
                 time = record.time
                 try:
                     if (
@@ -347,34 +360,52 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
                         offset = log_file = None  # not fluent-bit's offset (bool, text, ...): ignored
                     elif (log_file := record.log_file) is not None and log_file.__class__ is not str:
                         log_file = None
-                    state = containers.get(names)
-                    if state is None:
-                        state = containers[names] = [ContainerLines(*names, [], [], [], [], []), None, 0]
-                    lines = state[0]
+                    lines, meta = place
                     lines.ts.append(ts_ns)
                     lines.logs.append(log)
                     lines.streams.append(record.stream)
-                    # A container's records mostly share their whole kubernetes map.
-                    if k8s != state[1]:
-                        state[1], state[2] = k8s, lines.meta_index((k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels))
-                    lines.meta_of.append(state[2])
+                    lines.meta_of.append(meta)
                     if offset is not None or lines.offsets is not None:
                         lines.add_offset(offset, log_file)
                     continue
         rejected += 1
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.append(failure)
-    return DecodedBatch(QueuedLines([state[0] for state in containers.values()]), errors, rejected, truncated)
+    return DecodedBatch(QueuedLines([lines for lines in containers.values() if lines.ts]), errors, rejected,
+                        truncated)
 
 
-def _check_names(names: tuple[str, str, str], index: int, valid_names: set) -> RecordError | None:
-    """None (and `names` remembered as valid) or the error naming the first bad one."""
+_kubernetes_decoder = msgspec.json.Decoder(KubernetesMeta)
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _place(k8s: KubernetesMeta | msgspec.Raw, containers: dict) -> tuple[ContainerLines, int] | str:
+    """Where a kubernetes map's lines go: its container's columns and its metadata's index there,
+    or why the map is invalid (the reason a record carrying it is rejected with)."""
+    if k8s.__class__ is msgspec.Raw:
+        try:
+            k8s = _kubernetes_decoder.decode(k8s)
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+            return _kubernetes_reason(error)
+    names = (k8s.namespace_name, k8s.pod_name, k8s.container_name)
     for field, name in zip(NAME_FIELDS, names):
         if not 0 < len(name) <= MAX_NAME_CHARACTERS or name.isspace():
-            return RecordError(index, f"`kubernetes.{field}` must be 1 to {MAX_NAME_CHARACTERS} characters, "
-                                      f"not blank (got {len(name)} characters)")
-    valid_names.add(names)
-    return None
+            return (f"`kubernetes.{field}` must be 1 to {MAX_NAME_CHARACTERS} characters, "
+                    f"not blank (got {len(name)} characters)")
+    lines = containers.get(names)
+    if lines is None:
+        lines = containers[names] = ContainerLines(*names, [], [], [], [], [])
+    return lines, lines.meta_index((k8s.host, k8s.pod_id, k8s.docker_id, k8s.labels))
+
+
+def _kubernetes_reason(error: msgspec.DecodeError | UnicodeDecodeError | RecursionError) -> str:
+    """A kubernetes map's decoding error, its path named from the record (as _reason does)."""
+    if not isinstance(error, msgspec.ValidationError):
+        return _reason(error)
+    text = str(error)
+    if " - at `$" in text:
+        return text.replace(" - at `$", " - at `kubernetes", 1)
+    return f"{text} - at `kubernetes`"
 
 
 def _date_ns(date) -> int:
