@@ -104,3 +104,21 @@ def test_a_fluent_bit_body_decodes_straight_into_its_containers_columns():
     assert [(c.pod_name, c.logs, c.metas) for c in containers_of(batch.rows)] == [
         ("web-1", ["a", "c"], [("node-1", None, None, None)]), ("web-2", ["b"], [("node-1", None, None, None)])]
     assert [row.log for row in batch.rows] == ["a", "c", "b"]
+
+
+def test_a_pod_s_kubernetes_map_written_two_ways_is_one_container_with_one_metadata_entry():
+    body = (b'[{"time": "2026-03-14T12:00:00.5Z", "log": "a", "kubernetes": {"namespace_name": "ns", '
+            b'"pod_name": "web-1", "container_name": "app", "host": "node-1"}},'
+            b'{"time": "2026-03-14T12:00:00.6Z", "log": "b", "kubernetes": {"host": "node-1", '
+            b'"container_name": "app", "pod_name": "web-1", "namespace_name": "ns"}}]')
+    (container,) = containers_of(BatchDecoder(1000).decode(body, "application/json").rows)
+    assert container.logs == ["a", "b"] and container.metas == [("node-1", None, None, None)]
+    assert container.meta_of == [0, 0]
+
+
+def test_an_invalid_kubernetes_map_rejects_each_record_carrying_it_with_the_field_named():
+    bad = {"namespace_name": "ns", "pod_name": 7, "container_name": "app"}
+    records = [{"time": "2026-03-14T12:00:00.5Z", "log": str(n), "kubernetes": bad} for n in range(2)]
+    batch = BatchDecoder(1000).decode(json.dumps(records).encode(), "application/json")
+    assert batch.rejected == 2 and [e.index for e in batch.errors] == [0, 1]
+    assert batch.errors[0].reason == "Expected `str`, got `int` - at `kubernetes.pod_name`"
