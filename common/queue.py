@@ -347,15 +347,18 @@ class BatchQueue:
                 pipe.lpush(self.rq_queue.key, job_id)
             pipe.execute()
 
-    def finish_written(self, payload_key: str, owner_id: str, claimed: Sequence[ClaimedBatch]) -> None:
-        """Every batch of one write is in Cassandra: delete the owner's payload, and the claimed
-        jobs' payloads, job hashes and claim list, in one MULTI/EXEC. (RQ finishes the owner's job
-        itself; a claimed job never ran in RQ, so it has nothing else to clean up.)"""
+    def finish_written(self, payload_key: str | None, owner_id: str, claimed: Sequence[ClaimedBatch]) -> None:
+        """Every batch of one write is in Cassandra: delete the owner's payload (None: a later write
+        of the job, without it), and the claimed jobs' payloads, job hashes and claim list, in one
+        MULTI/EXEC. (RQ finishes the owner's job itself; a claimed job never ran in RQ, so it has
+        nothing else to clean up.)"""
         if not claimed:
-            self.delete_payload(payload_key)
+            if payload_key is not None:
+                self.delete_payload(payload_key)
             return
+        own = [] if payload_key is None else [payload_key]
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(payload_key, *(self._payload_prefix + c.job_id for c in claimed),
+            pipe.delete(*own, *(self._payload_prefix + c.job_id for c in claimed),
                         *(BatchJob.key_for(c.job_id) for c in claimed))
             pipe.delete(self._claim_prefix + owner_id)
             pipe.execute()

@@ -94,6 +94,7 @@ class Settings:
     worker_metrics_port: int = 9100
     worker_burst: bool = False
     worker_batches_per_write: int = 8
+    worker_batches_per_job: int = 64
     block_merge_after_seconds: int = 300
     job_timeout_seconds: int = 120
     job_retry_intervals: tuple[int, ...] = (1, 2, 5, 10, 30, 60, 120, 300, 600, 900)
@@ -388,6 +389,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker_batches_per_write", "--batches-per-write", "WORKER_BATCHES_PER_WRITE", _int(1, 64),
            "a job's batch and up to this many - 1 batches already queued behind it, written together "
            "(bigger blocks, fewer round trips); 1: one batch per write", "worker"),
+    Option("worker_batches_per_job", "--batches-per-job", "WORKER_BATCHES_PER_JOB", _int(1, 4096),
+           "after its own write, a job goes on writing the batches already queued (WORKER_BATCHES_PER_WRITE "
+           "at a time) until none waits or it has written this many, within half the job timeout; 1: only "
+           "its own write", "worker"),
     Option("block_merge_after_seconds", "--block-merge-after-seconds", "BLOCK_MERGE_AFTER_SECONDS", _int(0),
            "blocks layout: small blocks written at least this long ago are merged into bigger ones by the "
            "workers' maintenance (0: never merge)", "worker"),

@@ -30,6 +30,12 @@ class JobContext:
     # The job's own batch and up to this many - 1 others already waiting, in one store.write
     # (WORKER_BATCHES_PER_WRITE): fewer, bigger blocks, and RQ's per-job round trips shared.
     batches_per_write: int = 1
+    # After its own write, a job goes on writing the batches already waiting, batches_per_write at
+    # a time, until none waits or it has written this many (WORKER_BATCHES_PER_JOB): RQ's per-job
+    # cost (its Redis round trips, ~half a small job's CPU) is shared by every batch written.
+    batches_per_job: int = 1
+    # ... and it starts no further write once it has run this long (a fraction of the job timeout).
+    job_seconds: float = 30.0
     # The blocks layout with merging on: where a write that made small blocks says so.
     merge_candidates: MergeCandidates | None = None
     merge_after_seconds: int = 0
@@ -43,14 +49,26 @@ def write_batch(context: JobContext, payload_key: str) -> int:
     keeps it in the failed registry with its payload: nothing is dropped silently. A failure
     blamed on one batch is never charged to another: claimed batches go back to the queue's head
     and the job's own batch is written alone, so it fails (or not) on its own rows.
+
+    Then, while batches wait and the job's bounds allow (batches_per_job, job_seconds), it claims
+    and writes more of them (_write_waiting). Returns the lines written.
     """
+    started = time.monotonic()
+    written, rows = _write_own(context, payload_key)
+    if written:
+        rows += _write_waiting(context, context.queue.job_id_of(payload_key), written, started)
+    return rows
+
+
+def _write_own(context: JobContext, payload_key: str) -> tuple[int, int]:
+    """The job's own batch and those it claimed with it: (batches, lines) written."""
     queue = context.queue
     batch = queue.load_payload(payload_key)
     if batch is None:
         # The payload goes only after a successful write: this is a re-run of a finished job.
         context.metrics.batches.labels("already_written").inc()
         log.info("event=write_batch_skipped reason=payload_gone key=%s", payload_key)
-        return 0
+        return 0, 0
     owner = queue.job_id_of(payload_key)
     claimed = queue.claim_queued(owner, context.batches_per_write - 1)
     started = time.perf_counter()
@@ -66,7 +84,38 @@ def write_batch(context: JobContext, payload_key: str) -> int:
     queue.finish_written(payload_key, owner, claimed)
     _note_small_blocks(context, partitions)
     _account(context, batches, claimed, elapsed, len(partitions))
-    return sum(len(b.lines) for b in batches)
+    return len(batches), sum(len(b.lines) for b in batches)
+
+
+def _write_waiting(context: JobContext, owner: str, written: int, started: float) -> int:
+    """Claim and write the batches waiting at the queue's head, batches_per_write at a time, while
+    any wait and the job's bounds allow; returns the lines written. Such a write is no job's own:
+    if it fails, for whatever reason, its batches go back to the queue's head and the job ends
+    (its own batch is written); each is then run as its own job, and a failure is charged to
+    the batch that causes it."""
+    queue, lines = context.queue, 0
+    while written < context.batches_per_job and time.monotonic() - started < context.job_seconds:
+        claimed = queue.claim_queued(owner, min(context.batches_per_write, context.batches_per_job - written))
+        if not claimed:
+            return lines
+        batches = [c.batch for c in claimed if c.batch is not None]
+        begun = time.perf_counter()
+        try:
+            partitions = context.store.write_batches([b.lines for b in batches]) if batches else {}
+        except Exception as error:
+            _release(queue, owner, claimed)
+            log.warning("event=write_waiting_failed batches=%d error=%s: put back, each to run as its own job",
+                        len(claimed), error)
+            return lines
+        except BaseException:
+            _release(queue, owner, claimed)
+            raise
+        queue.finish_written(None, owner, claimed)
+        _note_small_blocks(context, partitions)
+        _account(context, batches, claimed, time.perf_counter() - begun, len(partitions))
+        written += len(claimed)
+        lines += sum(len(b.lines) for b in batches)
+    return lines
 
 
 def _write(context: JobContext, batch: QueuedBatch,

@@ -301,7 +301,7 @@ class StoreWorker(SimpleWorker):
         while not done.wait(HEARTBEAT_EVERY_SECONDS):
             try:
                 self.maintain_heartbeats(job, execution)
-                if self.context.batches_per_write > 1:
+                if self.context.batches_per_write > 1 or self.context.batches_per_job > 1:
                     self.context.queue.refresh_claim(job.id)  # the batches it took along
             except redis.RedisError as error:
                 log.warning("event=heartbeat_failed job=%s error=%s", job.id, error)
@@ -351,6 +351,8 @@ def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
     merging = settings.cassandra_layout == "blocks" and settings.block_merge_after_seconds > 0
     context = JobContext(queue=queue, store=store, metrics=metrics,
                          batches_per_write=settings.worker_batches_per_write,
+                         batches_per_job=settings.worker_batches_per_job,
+                         job_seconds=settings.job_timeout_seconds / 2,
                          merge_candidates=MergeCandidates(connection, settings.queue_name) if merging else None,
                          merge_after_seconds=settings.block_merge_after_seconds)
     return StoreWorker(

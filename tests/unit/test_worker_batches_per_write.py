@@ -2,7 +2,8 @@
 
 The claimed batches leave RQ's queue for the job's claim list; they are written with it once, never
 lost with a dead worker (its claim expires, the next maintenance pass queues them again), never
-charged with another batch's failure, and never run around check_job."""
+charged with another batch's failure, and never run around check_job. WORKER_BATCHES_PER_JOB: then
+the job goes on claiming and writing the batches that wait, within its bounds."""
 
 from __future__ import annotations
 
@@ -139,3 +140,53 @@ def test_a_claimed_batch_already_written_is_finished_without_being_written_again
     drain(worker)
     assert store.writes == [3]
     assert redis.keys("rq:job:*") == [] and queue.status().queued == 0
+
+
+# --- WORKER_BATCHES_PER_JOB: a job goes on writing the batches that wait ---
+
+def jobs_run(worker, redis) -> int:
+    return int(redis.hget(worker.key, "successful_job_count") or 0)
+
+
+@pytest.mark.parametrize("per_job, rows_per_write, jobs", [(64, [6, 6, 3], 1), (3, [6, 3, 6], 2)])
+def test_a_job_goes_on_writing_the_batches_that_wait_up_to_batches_per_job(per_job, rows_per_write, jobs):
+    store = CountingStore()
+    queue, worker, redis = setup(store, worker_batches_per_write=2, worker_batches_per_job=per_job)
+    for n in range(5):
+        queue.enqueue(batch(n))
+    drain(worker)
+    assert store.writes == rows_per_write and jobs_run(worker, redis) == jobs
+    assert logs(store.written) == logs([row for n in range(5) for row in batch(n)])
+    assert redis.keys(PAYLOAD_KEY_PREFIX + "*") == [] and redis.keys(CLAIM_KEY_PREFIX + "*") == []
+    assert redis.keys("rq:job:*") == [] and queue.status().queued == 0
+
+
+def test_a_later_write_refused_puts_its_batches_back_and_each_then_runs_as_its_own_job():
+    store = CountingStore(poison="batch 2 line 0")
+    queue, worker, _ = setup(store, worker_batches_per_write=2, worker_batches_per_job=64)
+    ids = [queue.enqueue(batch(n)) for n in range(4)]
+    drain(worker)
+    assert logs(store.written) == logs(batch(0) + batch(1) + batch(3))
+    assert failed_ids(queue) == [ids[2]]
+
+
+@dataclasses.dataclass
+class DownForTheSecondWrite(CountingStore):
+    calls: int = 0
+
+    def write(self, rows):
+        self.calls += 1
+        if self.calls == 2:
+            raise StoreUnavailable("no host available")
+        return super().write(rows)
+
+
+def test_with_cassandra_down_during_a_later_write_its_batches_are_written_by_the_next_job():
+    store = DownForTheSecondWrite()
+    queue, worker, redis = setup(store, worker_batches_per_write=2, worker_batches_per_job=64)
+    for n in range(4):
+        queue.enqueue(batch(n))
+    drain(worker)
+    assert store.writes == [6, 6]
+    assert logs(store.written) == logs([row for n in range(4) for row in batch(n)])
+    assert queue.status().failed == 0 and redis.keys(CLAIM_KEY_PREFIX + "*") == []
