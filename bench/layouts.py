@@ -10,12 +10,14 @@ For each layout, a keyspace and queue of its own, one API and one worker started
   p50 and p99 of 30; and 100,000 lines streamed as NDJSON, with the API's RSS growth (bench/run.py's);
 - bytes on disk per line of the log table after `nodetool flush` and `nodetool compact`
   (the SSTables' Data/Index/... files in the node's data directory).
-Rounds alternate the layouts' order; each figure is the median of its rounds.
+With --loki-url, a running Loki on the same corpus in every round (bench/loki_compare.py).
+Rounds alternate the order; each figure is the median of its rounds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 import statistics
 import subprocess
 import time
@@ -58,18 +60,23 @@ class Node:
                    for path in directory.glob("*") if path.is_file())
 
 
-def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node: Node | None) -> dict:
-    """{layout: {figure: median}} and the blocks/rows ratios; run_mod is bench.run (its helpers)."""
+def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node: Node | None,
+                       others: dict[str, Callable[[int], dict]] | None = None) -> dict:
+    """{layout: {figure: median}} and the blocks/rows ratios; run_mod is bench.run (its helpers).
+    `others` (Loki) are measured in every round too, {name: figures(e2e_batches)}: after the layouts
+    in odd rounds, before them in even ones (each may leave background work: flushes, compactions)."""
     e2e_batches = 20 if quick else 100
-    figures: dict[str, list[dict]] = {layout: [] for layout in LAYOUTS}
+    others = others or {}
+    figures: dict[str, list[dict]] = {name: [] for name in (*LAYOUTS, *others)}
     for round_ in range(rounds):
-        order = LAYOUTS if round_ % 2 == 0 else LAYOUTS[::-1]
-        for layout in order:
-            run_mod.log(f"layouts: round {round_ + 1}, {layout}")
-            figures[layout].append(one_layout(run_mod, layout, e2e_batches, api_port, node))
+        order = [*LAYOUTS, *others] if round_ % 2 == 0 else [*others, *LAYOUTS[::-1]]
+        for name in order:
+            run_mod.log(f"layouts: round {round_ + 1}, {name}")
+            figures[name].append(others[name](e2e_batches) if name in others
+                                 else one_layout(run_mod, name, e2e_batches, api_port, node))
     out: dict = {}
     for layout, runs in figures.items():
-        out[layout] = {name: round(statistics.median(run[name] for run in runs), 1) for name in runs[0]}
+        out[layout] = {name: _median(run[name] for run in runs) for name in runs[0]}
         out[layout]["rounds"] = len(runs)
     rows, blocks = out["rows"], out["blocks"]
     out["ratio_blocks_to_rows"] = {name: round(blocks[name] / rows[name], 2) for name in rows
@@ -81,6 +88,11 @@ def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node
                     f"lines/s, 10k query p50 {v['query_10k_p50_ms']} ms p99 {v['query_10k_p99_ms']} ms, "
                     f"disk {v.get('disk_bytes_per_line', 'n/a')} B/line")
     return out
+
+
+def _median(values) -> float | None:
+    known = [value for value in values if value is not None]
+    return round(statistics.median(known), 1) if known else None
 
 
 def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node | None) -> dict:

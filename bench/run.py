@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import os
@@ -473,15 +474,16 @@ def compare_layouts(args) -> dict:
     node = Node(args.cassandra_lib, args.cassandra_data) if args.cassandra_lib.is_dir() else None
     if node is None:
         log(f"no Cassandra jars in {args.cassandra_lib}: bytes on disk not measured")
+    # Loki (when running) on the same corpus in every round, after the two layouts
+    others = {"loki": functools.partial(loki_figures, sys.modules[__name__], args.loki_url, args.loki_data)
+              } if args.loki_url else {}
     out = layouts_comparison(sys.modules[__name__], quick=args.quick, rounds=args.rounds, api_port=args.api_port,
-                             node=node)
+                             node=node, others=others)
     if node is not None:  # what merging small blocks would win (bench/small_blocks.py)
         out["small_blocks"] = small_blocks(sys.modules[__name__], api_port=args.api_port, node=node)
-    if args.loki_url:
-        log(f"Loki at {args.loki_url}: the same corpus")
-        out["loki"] = loki = loki_figures(sys.modules[__name__], args.loki_url, args.loki_data, 20 if args.quick else 100)
-        log(f"Loki: end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 {loki['query_10k_p50_ms']} ms "
-            f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line")
+    if loki := out.get("loki"):
+        log(f"Loki at {args.loki_url}: end to end {loki['e2e_lines_per_s']:,} lines/s, 10k query p50 "
+            f"{loki['query_10k_p50_ms']} ms p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line")
     return out
 
 
@@ -739,8 +741,8 @@ def print_table(r: dict) -> None:
                          f"{v['query_100k_ndjson_lines_per_s']:,.0f} lines/s API RSS +{v['query_100k_ndjson_api_rss_growth_mb']} MB, disk "
                          f"{v.get('disk_bytes_per_line', 'n/a')} B/line"))
     if loki := r.get("layouts", {}).get("loki"):
-        rows.append(("Loki, same corpus (1 run)",
-                     f"end to end {loki['e2e_lines_per_s']:,} lines/s (Loki's CPU {loki.get('e2e_cpu_ms_per_1k_lines')} "
+        rows.append((f"Loki, same corpus (median of {loki.get('rounds', 1)})",
+                     f"end to end {loki['e2e_lines_per_s']:,.0f} lines/s (Loki's CPU {loki.get('e2e_cpu_ms_per_1k_lines')} "
                      f"ms/1k lines), 10k query p50 {loki['query_10k_p50_ms']} ms "
                      f"p99 {loki['query_10k_p99_ms']} ms, disk {loki['disk_bytes_per_line']} B/line"))
     for name, v in r.get("layouts", {}).get("small_blocks", {}).items():
