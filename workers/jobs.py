@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -34,8 +35,10 @@ class JobContext:
     # a time, until none waits or it has written this many (WORKER_BATCHES_PER_JOB): RQ's per-job
     # cost (its Redis round trips, ~half a small job's CPU) is shared by every batch written.
     batches_per_job: int = 1
-    # ... and it starts no further write once it has run this long (a fraction of the job timeout).
+    # ... and it starts no further write once it has run this long (a fraction of the job timeout),
+    # or once its worker was asked to stop (SIGTERM: a warm shutdown waits for the running job).
     job_seconds: float = 30.0
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
     # The blocks layout with merging on: where a write that made small blocks says so.
     merge_candidates: MergeCandidates | None = None
     merge_after_seconds: int = 0
@@ -94,7 +97,8 @@ def _write_waiting(context: JobContext, owner: str, written: int, started: float
     (its own batch is written); each is then run as its own job, and a failure is charged to
     the batch that causes it."""
     queue, lines = context.queue, 0
-    while written < context.batches_per_job and time.monotonic() - started < context.job_seconds:
+    while (written < context.batches_per_job and time.monotonic() - started < context.job_seconds
+           and not context.stopping.is_set()):
         claimed = queue.claim_queued(owner, min(context.batches_per_write, context.batches_per_job - written))
         if not claimed:
             return lines

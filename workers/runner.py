@@ -149,8 +149,10 @@ class StoreWorker(SimpleWorker):
         self.stop_asked = False  # a warm shutdown was requested (SIGTERM/SIGINT), not a lost Redis
 
     def handle_warm_shutdown_request(self) -> None:
-        """RQ's hook on SIGTERM/SIGINT: noted, so that run_worker stops instead of reconnecting."""
+        """RQ's hook on SIGTERM/SIGINT: noted, so that run_worker stops instead of reconnecting, and
+        the running job writes no more batches than those it has (WORKER_BATCHES_PER_JOB)."""
         self.stop_asked = True
+        self.context.stopping.set()
         super().handle_warm_shutdown_request()
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:

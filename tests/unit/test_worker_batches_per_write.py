@@ -161,6 +161,22 @@ def test_a_job_goes_on_writing_the_batches_that_wait_up_to_batches_per_job(per_j
     assert redis.keys("rq:job:*") == [] and queue.status().queued == 0
 
 
+def test_a_worker_asked_to_stop_writes_no_batch_beyond_its_job_s_first_write():
+    store = CountingStore()
+    queue, worker, redis = setup(store, worker_batches_per_write=2, worker_batches_per_job=64)
+    for n in range(5):
+        queue.enqueue(batch(n))
+    worker.context.stopping.set()  # what a SIGTERM does (handle_warm_shutdown_request)
+    drain(worker)
+    assert store.writes == [6, 6, 3] and jobs_run(worker, redis) == 3
+
+
+def test_a_warm_shutdown_request_tells_the_running_job_to_stop_claiming():
+    _, worker, _ = setup(CountingStore())
+    worker.handle_warm_shutdown_request()
+    assert worker.context.stopping.is_set()
+
+
 def test_a_later_write_refused_puts_its_batches_back_and_each_then_runs_as_its_own_job():
     store = CountingStore(poison="batch 2 line 0")
     queue, worker, _ = setup(store, worker_batches_per_write=2, worker_batches_per_job=64)
