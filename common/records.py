@@ -316,6 +316,7 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
     # (a `time` like 2026-03-14T12:00:00.123456789Z in a second already seen) to save a call.
     # Valid lines go straight into their container's columns (the queued form, ContainerLines).
     containers: dict[tuple[str, str, str], ContainerLines] = {}
+    queued: list[ContainerLines] = []
     # A kubernetes map (its JSON bytes) -> (its container's columns, its metadata's index there),
     # or why it is invalid: each distinct map is decoded and validated once per batch.
     placed: dict[bytes, tuple[ContainerLines, int] | str] = {}
@@ -361,6 +362,8 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
                     elif (log_file := record.log_file) is not None and log_file.__class__ is not str:
                         log_file = None
                     lines, meta = place
+                    if not lines.ts:
+                        queued.append(lines)  # containers in the order of their first valid line
                     lines.ts.append(ts_ns)
                     lines.logs.append(log)
                     lines.streams.append(record.stream)
@@ -371,8 +374,7 @@ def _to_rows(records: list, max_line_bytes: int) -> DecodedBatch:
         rejected += 1
         if len(errors) < MAX_REPORTED_ERRORS:
             errors.append(failure)
-    return DecodedBatch(QueuedLines([lines for lines in containers.values() if lines.ts]), errors, rejected,
-                        truncated)
+    return DecodedBatch(QueuedLines(queued), errors, rejected, truncated)
 
 
 _kubernetes_decoder = msgspec.json.Decoder(KubernetesMeta)

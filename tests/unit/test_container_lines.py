@@ -122,3 +122,12 @@ def test_an_invalid_kubernetes_map_rejects_each_record_carrying_it_with_the_fiel
     batch = BatchDecoder(1000).decode(json.dumps(records).encode(), "application/json")
     assert batch.rejected == 2 and [e.index for e in batch.errors] == [0, 1]
     assert batch.errors[0].reason == "Expected `str`, got `int` - at `kubernetes.pod_name`"
+
+
+def test_containers_come_in_the_order_of_their_first_valid_line():
+    def record(pod, time):
+        return {"time": time, "log": pod, "kubernetes": {"namespace_name": "ns", "pod_name": pod, "container_name": "c"}}
+    records = [record("web-2", "not a time"), record("web-1", "2026-03-14T12:00:00.5Z"),
+               record("web-2", "2026-03-14T12:00:00.6Z")]
+    batch = BatchDecoder(1000).decode(json.dumps(records).encode(), "application/json")
+    assert [c.pod_name for c in containers_of(batch.rows)] == ["web-1", "web-2"] and batch.rejected == 1
