@@ -43,7 +43,7 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Iterator
 
-from common.container_lines import ContainerLines
+from common.container_lines import ContainerLines, group_rows
 from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
 from common.timestamps import NS_PER_SECOND
@@ -86,29 +86,16 @@ def content_line_id(position: int, stream: str | None, log: str) -> int:
 def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
     """One line_id per row, in order: from the offset when the row has one, else from the row's
     position among its batch's offset-less rows of the same container and nanosecond, and its
-    stream and text."""
-    seen: dict[tuple[str, str, str, int], int] = {}
-    paths: dict[str | None, int] = {}
+    stream and text. Computed container by container (container_line_ids, where the rule is
+    written), then given back in the rows' order."""
+    rows = list(rows)
+    ids_of = {(c.namespace, c.pod_name, c.container_name): iter(container_line_ids(c)) for c in group_rows(rows)}
     for row in rows:
-        offset = row.offset
-        if offset is not None:
-            log_file = row.log_file
-            hashed = paths.get(log_file)
-            if hashed is None:
-                hashed = paths[log_file] = path_hash(log_file)
-            yield OFFSET_FLAG | (offset & _OFFSET_MASK) << PATH_BITS | hashed
-            continue
-        stamp = (row.namespace, row.pod_name, row.container_name, row.ts_ns)
-        position = seen.get(stamp, 0)
-        seen[stamp] = position + 1
-        if position < MAX_POSITION:
-            yield position << HASH_BITS | content_hash(row.stream, row.log)
-        else:
-            yield content_line_id(position, row.stream, row.log)
+        yield next(ids_of[(row.namespace, row.pod_name, row.container_name)])
 
 
 def container_line_ids(lines: ContainerLines) -> list[int]:
-    """line_ids of one container's lines of a batch (the same ids, computed over columns)."""
+    """The line ids of one container's lines of a batch, in their order (the rule: line_ids)."""
     blake2b, from_bytes, mask = hashlib.blake2b, int.from_bytes, _HASH_MASK
     prefixes: dict[str | None, str] = {}
     for stream in set(lines.streams):
