@@ -80,14 +80,10 @@ def _write_own(context: JobContext, payload_key: str) -> tuple[int, int]:
     except BaseException:
         _release(queue, owner, claimed)
         raise
-    elapsed = time.perf_counter() - started
     if not together:
         _release(queue, owner, claimed)
         claimed = []
-    queue.finish_written(payload_key, owner, claimed)
-    _note_small_blocks(context, partitions)
-    _account(context, batches, claimed, elapsed, len(partitions))
-    return len(batches), sum(len(b.lines) for b in batches)
+    return len(batches), _written(context, payload_key, owner, batches, claimed, partitions, started)
 
 
 def _write_waiting(context: JobContext, owner: str, written: int, started: float) -> int:
@@ -114,12 +110,20 @@ def _write_waiting(context: JobContext, owner: str, written: int, started: float
         except BaseException:
             _release(queue, owner, claimed)
             raise
-        queue.finish_written(None, owner, claimed)
-        _note_small_blocks(context, partitions)
-        _account(context, batches, claimed, time.perf_counter() - begun, len(partitions))
         written += len(claimed)
-        lines += sum(len(b.lines) for b in batches)
+        lines += _written(context, None, owner, batches, claimed, partitions, begun)
     return lines
+
+
+def _written(context: JobContext, payload_key: str | None, owner: str, batches: Sequence[QueuedBatch],
+             claimed: Sequence[ClaimedBatch], partitions: dict[PartitionKey, int], started: float) -> int:
+    """A write is in Cassandra: its payloads go, small blocks are noted, metrics and the log
+    count it. Returns its lines."""
+    elapsed = time.perf_counter() - started
+    context.queue.finish_written(payload_key, owner, claimed)
+    _note_small_blocks(context, partitions)
+    _account(context, batches, claimed, elapsed, len(partitions))
+    return sum(len(b.lines) for b in batches)
 
 
 def _write(context: JobContext, batch: QueuedBatch,
