@@ -36,6 +36,8 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RECV_BYTES = 256 * 2**10
+
 
 def create_server(app, settings: Settings, *, host: str | None = None, port: int | None = None,
                   sockets: list[socket.socket] | None = None):
@@ -55,6 +57,9 @@ def create_server(app, settings: Settings, *, host: str | None = None, port: int
         # Bodies up to 4 MiB stay in memory; waitress's default (512 KiB) sent a typical
         # fluent-bit batch through a temporary file.
         inbuf_overflow=4 * 2**20,
+        # Read the socket in RECV_BYTES pieces, not waitress's 8 KiB: a 300 KiB batch then takes a
+        # few recv() calls and buffer appends instead of ~40 (bench/ab.py: 9.5 -> 8.5 CPU ms per batch).
+        recv_bytes=RECV_BYTES,
         # A streamed answer (NDJSON, text, /tail) waits for a slow client once 1 MiB is
         # unsent, instead of piling up waitress's default 16 MiB per connection.
         outbuf_high_watermark=2**20,

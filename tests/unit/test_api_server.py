@@ -10,7 +10,7 @@ import urllib.parse
 
 import falcon
 
-from api.server import create_server
+from api.server import RECV_BYTES, create_server
 from common.settings import Settings
 from tests.unit.waitress_server import running
 from tests.waiting import wait_for
@@ -104,3 +104,25 @@ def test_an_unread_answer_built_whole_is_dropped_after_the_bound():
         wait_for(lambda: not server.active_channels, timeout=CUT_WITHIN, what="the unread connection dropped")
         assert is_reset(sock)
         sock.close()
+
+
+class Echo:
+    def on_post(self, req, resp):
+        resp.data = req.bounded_stream.read()
+
+
+def test_a_body_many_socket_reads_long_arrives_whole():
+    app = falcon.App()
+    app.add_route("/echo", Echo())
+    server = server_of(app)
+    assert server.adj.recv_bytes == RECV_BYTES  # a batch takes a few recv() calls, not one per 8 KiB
+    body = bytes(range(256)) * (5 * RECV_BYTES // 256 + 7)
+    with running(server) as url:
+        sock = socket.create_connection(("127.0.0.1", urllib.parse.urlsplit(url).port))
+        sock.sendall(f"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
+                     "Connection: close\r\n\r\n".encode() + body)
+        answer = b""
+        while chunk := sock.recv(2**16):
+            answer += chunk
+        sock.close()
+    assert answer.split(b"\r\n\r\n", 1)[1] == body
