@@ -96,15 +96,21 @@ def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
 
 def container_line_ids(lines: ContainerLines) -> list[int]:
     """The line ids of one container's lines of a batch, in their order (the rule: line_ids)."""
-    blake2b, from_bytes, mask = hashlib.blake2b, int.from_bytes, _HASH_MASK
-    prefixes: dict[str | None, str] = {}
-    for stream in set(lines.streams):
-        prefixes[stream] = f"{stream or ''}\x00"
+    from_bytes, mask = int.from_bytes, _HASH_MASK
+    # The hash of a line is blake2b("<stream>\x00" + log); the stream's prefix is hashed once and
+    # its state copied per line (the same digest as hashing the whole text: 1.5 -> 1.1 ms per 1,000).
+    hashed_prefix = {stream: hashlib.blake2b(f"{stream or ''}\x00".encode(), digest_size=8)
+                     for stream in set(lines.streams)}
+
+    def hash_of(stream: str | None, log: str) -> int:
+        state = hashed_prefix[stream].copy()
+        state.update(log.encode())
+        return from_bytes(state.digest(), "big") & mask
+
     ts, logs, streams = lines.ts, lines.logs, lines.streams
     if lines.offsets is None and len(set(ts)) == len(ts):
         # Every line at a nanosecond of its own (the usual case): every position is 0.
-        return [from_bytes(blake2b((prefixes[stream] + log).encode(), digest_size=8).digest()) & mask
-                for stream, log in zip(streams, logs)]
+        return [hash_of(stream, log) for stream, log in zip(streams, logs)]
     ids: list[int] = []
     seen: dict[int, int] = {}
     paths: dict[str | None, int] = {}
@@ -120,8 +126,7 @@ def container_line_ids(lines: ContainerLines) -> list[int]:
         position = seen.get(stamp, 0)
         seen[stamp] = position + 1
         if position < MAX_POSITION:
-            ids.append(position << HASH_BITS
-                       | from_bytes(blake2b((prefixes[stream] + log).encode(), digest_size=8).digest()) & mask)
+            ids.append(position << HASH_BITS | hash_of(stream, log))
         else:
             ids.append(content_line_id(position, stream, log))
     return ids

@@ -186,6 +186,11 @@ def test_ids_without_offsets_are_those_earlier_versions_stored_up_to_the_last_po
     assert list(line_ids(rows)) == list(old_rule_line_ids(rows))
 
 
+def test_lines_each_at_a_nanosecond_of_their_own_get_the_ids_earlier_versions_stored():
+    rows = [row(f"línea {n} ✓\n", NOON * NS + n, stream=("stdout", "stderr", None)[n % 3]) for n in range(300)]
+    assert list(line_ids(rows)) == list(old_rule_line_ids(rows))
+
+
 def test_identical_lines_past_the_last_position_stay_distinct():
     count = MAX_POSITION + 100_000
     ids = list(line_ids([row("same")] * count))
