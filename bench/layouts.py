@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py --layouts [--quick] [--rounds N]
 
 For each layout, a keyspace and queue of its own, one API and one worker started with that layout:
-- end to end: the same 100 POST /write bodies of 1,000 lines (4 pods), 2 clients, until the queue
+- end to end: the same 300 POST /write bodies of 1,000 lines (4 pods), 2 clients, until the queue
   is drained (pushed -> readable), and the worker's CPU time (user + system) per 1,000 lines;
 - bare writer: the same lines straight into CassandraStore.write, 10,000 at a time, no queue;
 - GET /query of 10,000 lines of one container (written in 1,000-line batches, as a worker would),
@@ -68,7 +68,7 @@ def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node
     """{layout: {figure: median}} and the blocks/rows ratios; run_mod is bench.run (its helpers).
     `others` (Loki) are measured in every round too, {name: figures(e2e_batches)}: after the layouts
     in odd rounds, before them in even ones (each may leave background work: flushes, compactions)."""
-    e2e_batches = 20 if quick else 100
+    e2e_batches = 20 if quick else 300  # 300,000 lines: a few seconds, so that polling for the end (0.05 s) is noise
     others = others or {}
     warm_up = warm_store(run_mod, max_seconds=30 if quick else 300)
     figures: dict[str, list[dict]] = {name: [] for name in (*LAYOUTS, *others)}
@@ -95,14 +95,16 @@ def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node
     return out
 
 
-def warm_store(run_mod, *, min_seconds: float = 90, max_seconds: float = 300, settle: float = 0.15) -> list[float]:
+def warm_store(run_mod, *, min_seconds: float = 60, max_seconds: float = 300, window: int = 10,
+               settle: float = 0.9) -> list[float]:
     """Write throwaway lines into Cassandra until its CPU per 1,000 lines stops falling, and give
     that figure for each round. A freshly started node runs its write path interpreted while its JIT
     compiles it (C2 threads were ~70 % of its CPU): 17-23 ms per 1,000 lines end to end at first,
     2-4 once warm, a fall that goes on for minutes. Measuring before that would charge the first
-    layout measured for the node's start. Stops once `min_seconds` have passed and the last three
-    rounds are within `settle` of their mean, or at `max_seconds`; at once for a node this tree did
-    not start (its CPU cannot be read)."""
+    layout measured for the node's start. Stops once `min_seconds` have passed and the mean of the
+    last `window` rounds (~2 s each) is no lower than `settle` times that of the `window` before
+    (a three-round rule stopped at 4.2 ms, and a second warm-up then went on from 3.0 to 2.0), or
+    at `max_seconds`; at once for a node this tree did not start (its CPU cannot be read)."""
     run = uuid.uuid4().hex[:8]
     settings = Settings(queue_name=f"bench-warm-{run}", cassandra_keyspace=f"bench_warm_{run}",
                         cassandra_consistency="ONE", cassandra_layout="blocks")
@@ -124,8 +126,8 @@ def warm_store(run_mod, *, min_seconds: float = 90, max_seconds: float = 300, se
                 return per_1k
             per_1k.append(round(cpu / len(rows) * 10**6, 1))
             elapsed = time.monotonic() - started
-            last = per_1k[-3:]
-            settled = len(last) == 3 and max(last) - min(last) <= settle * statistics.mean(last)
+            settled = len(per_1k) >= 2 * window and (
+                statistics.mean(per_1k[-window:]) >= settle * statistics.mean(per_1k[-2 * window:-window]))
             if (settled and elapsed >= min_seconds) or elapsed >= max_seconds:
                 break
     finally:

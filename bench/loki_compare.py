@@ -2,7 +2,7 @@
 
 Loki is started by the caller (single binary, filesystem storage; see README "Measured
 performance"); this only talks to it over loopback HTTP and reads its data directory's size:
-- end to end: the same 100 batches of 1,000 lines (4 pods) as snappy protobuf pushes (what
+- end to end: the same 300 batches of 1,000 lines (4 pods) as snappy protobuf pushes (what
   Promtail and Alloy send), 2 clients, until a count query sees every line (pushed -> readable);
 - 10,000 lines of one stream through query_range (limit 10,000, forward), p50 and p99 of 30;
 - bytes on disk per line after POST /flush: the data directory without its WAL, once its size

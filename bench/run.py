@@ -593,12 +593,13 @@ def replica_waits(api_port: int, env: dict[str, str], payloads: list[bytes], rou
     return summarize_alternated(loads, "REDIS_WAIT_REPLICAS")
 
 
-def wait_until(condition, timeout: float) -> None:
+def wait_until(condition, timeout: float, every: float = 0.05) -> None:
+    """Poll `condition` every `every` s: the end of an end-to-end run is known to that much."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError("timed out")
-        time.sleep(0.2)
+        time.sleep(every)
 
 
 def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> int:
