@@ -272,13 +272,19 @@ def main() -> None:
     parser.add_argument("--loki-url", help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same "
                         "corpus with the layouts (bench/loki_compare.py)")
     parser.add_argument("--loki-data", type=Path, help="that Loki's data directory, for bytes on disk")
+    parser.add_argument("--appendfsync", choices=("always", "everysec"),
+                        help="with --layouts: the stack's Redis at this policy for the run (CONFIG SET, put back "
+                        "after). Loki acknowledges a push once its WAL is written, not fsynced: everysec is that class")
     parser.add_argument("--cluster", action="store_true",
                         help="store into the 3-node cluster of `make cluster-up` (RF 3, LOCAL_QUORUM)")
     args = parser.parse_args()
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     if args.layouts:
-        results = {"machine": machine(), "layouts": compare_layouts(args)}
-        (ROOT / "bench" / "results" / "layouts.json").write_text(json.dumps(results, indent=2))
+        with redis_appendfsync(args.appendfsync):
+            results = {"machine": machine(), "redis_appendfsync": args.appendfsync or "the stack's",
+                       "layouts": compare_layouts(args)}
+        name = f"layouts-{args.appendfsync}.json" if args.appendfsync else "layouts.json"
+        (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
         print_table(results)
         return
     api_port, ceiling_port = args.api_port, args.ceiling_port
@@ -528,6 +534,23 @@ def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: 
     return summary
 
 
+@contextlib.contextmanager
+def redis_appendfsync(policy: str | None):
+    """The stack's Redis at `policy` for the block (None: as it is), its own policy put back after."""
+    if policy is None:
+        yield
+        return
+    redis = connect_redis(build_settings({}, {}))
+    original = redis.config_get("appendfsync")["appendfsync"]
+    log(f"Redis appendfsync {original} -> {policy} for this run")
+    redis.config_set("appendfsync", policy)
+    try:
+        yield
+    finally:
+        redis.config_set("appendfsync", original)
+        redis.close()
+
+
 def fsync_policies(port: int, redis, payloads: list[bytes], rounds: int) -> dict:
     """The front end with Redis at `appendfsync always` and at `everysec`, alternated `rounds` times
     on the same Redis and API (CONFIG SET between rounds; the stack's own policy is put back)."""
@@ -757,7 +780,8 @@ def print_table(r: dict) -> None:
     elif fe:
         rows.append(("peak RSS", f"API {fe.get('api_peak_rss_mb')} MB"))
     width = max(len(a) for a, _ in rows)
-    print(f"\nmachine: {r['machine']}; store: {r.get('store')}")
+    where = f"store: {r['store']}" if "store" in r else f"Redis appendfsync: {r.get('redis_appendfsync')}"
+    print(f"\nmachine: {r['machine']}; {where}")
     for a, b in rows:
         print(f"  {a:<{width}}  {b}")
 
