@@ -64,7 +64,7 @@ class Node:
 
 
 def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node: Node | None,
-                       others: dict[str, Callable[[int], dict]] | None = None) -> dict:
+                       others: dict[str, Callable[[int], dict]] | None = None, api_processes: int = 1) -> dict:
     """{layout: {figure: median}} and the blocks/rows ratios; run_mod is bench.run (its helpers).
     `others` (Loki) are measured in every round too, {name: figures(e2e_batches)}: after the layouts
     in odd rounds, before them in even ones (each may leave background work: flushes, compactions)."""
@@ -77,15 +77,16 @@ def layouts_comparison(run_mod, *, quick: bool, rounds: int, api_port: int, node
         for name in order:
             run_mod.log(f"layouts: round {round_ + 1}, {name}")
             figures[name].append(others[name](e2e_batches) if name in others
-                                 else one_layout(run_mod, name, e2e_batches, api_port, node))
+                                 else one_layout(run_mod, name, e2e_batches, api_port, node, api_processes))
     out: dict = {}
     for layout, runs in figures.items():
         out[layout] = {name: _median(run[name] for run in runs) for name in runs[0]}
         out[layout]["rounds"] = len(runs)
+        out[layout]["e2e_lines_per_s_by_round"] = [round(run["e2e_lines_per_s"]) for run in runs]
     out["cassandra_warm_up_cpu_ms_per_1k_lines"] = warm_up
     rows, blocks = out["rows"], out["blocks"]
     out["ratio_blocks_to_rows"] = {name: round(blocks[name] / rows[name], 2) for name in rows
-                                   if name != "rounds" and rows[name]}
+                                   if name != "rounds" and isinstance(rows[name], int | float) and rows[name]}
     for layout in LAYOUTS:
         v = out[layout]
         run_mod.log(f"layout {layout}: end to end {v['e2e_lines_per_s']:,.0f} lines/s, worker CPU "
@@ -144,13 +145,14 @@ def _median(values) -> float | None:
     return round(statistics.median(known), 1) if known else None
 
 
-def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node | None) -> dict:
+def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node | None,
+               api_processes: int = 1) -> dict:
     run = uuid.uuid4().hex[:8]
     settings = Settings(queue_name=f"bench-{layout}-{run}", cassandra_keyspace=f"bench_{layout}_{run}",
                         cassandra_consistency="ONE", queue_high_water_mark=10**6, cassandra_layout=layout)
     env = {"QUEUE_NAME": settings.queue_name, "CASSANDRA_KEYSPACE": settings.cassandra_keyspace,
            "CASSANDRA_CONSISTENCY": "ONE", "QUEUE_HIGH_WATER_MARK": str(10**6), "LOG_LEVEL": "WARNING",
-           "WORKER_METRICS_PORT": "0", "CASSANDRA_LAYOUT": layout}
+           "WORKER_METRICS_PORT": "0", "CASSANDRA_LAYOUT": layout, "API_PROCESSES": str(api_processes)}
     redis = connect_redis(settings)
     queue = BatchQueue(redis, settings)
     store = CassandraStore(settings)
@@ -168,7 +170,7 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
 
         payloads = bodies("e2e", e2e_batches, start_ns=1_773_500_000 * 10**9)
         cpu_before = run_mod.cpu_seconds(worker.popen.pid)
-        others_before = (run_mod.cpu_seconds(api.popen.pid), run_mod.store_cpu_seconds(False),
+        others_before = (run_mod.api_cpu_seconds(api), run_mod.store_cpu_seconds(False),
                          run_mod.redis_cpu_seconds(redis))
         started = time.perf_counter()
         run_mod.post_all(api_port, payloads, 1000, 2)
@@ -176,7 +178,7 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
         elapsed = time.perf_counter() - started
         worker_cpu = run_mod.cpu_seconds(worker.popen.pid) - cpu_before
         api_cpu, cassandra_cpu, redis_cpu = (after - before for after, before in zip(
-            (run_mod.cpu_seconds(api.popen.pid), run_mod.store_cpu_seconds(False), run_mod.redis_cpu_seconds(redis)),
+            (run_mod.api_cpu_seconds(api), run_mod.store_cpu_seconds(False), run_mod.redis_cpu_seconds(redis)),
             others_before))
         lines = e2e_batches * 1000
         counted = run_mod.count_rows(store, "e2e", payloads)
@@ -201,7 +203,8 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
                    "e2e_redis_cpu_ms_per_1k_lines": redis_cpu * per_1k,
                    "bare_writer_lines_per_s": bare_rate, "query_10k_p50_ms": p50, "query_10k_p99_ms": p99,
                    "query_100k_ndjson_lines_per_s": streamed["rows_per_s"],
-                   "query_100k_ndjson_api_rss_growth_mb": streamed["api_rss_growth_mb"]}
+                   # the one API process's (with a supervisor, its children are not sampled)
+                   "query_100k_ndjson_api_rss_growth_mb": streamed["api_rss_growth_mb"] if api_processes == 1 else None}
         if node is not None:
             stored = 5_000 + 2 * lines + 10_000 + 100_000  # warm-up, end to end, bare writer, queries
             table = BLOCK_TABLE if layout == "blocks" else LOG_TABLE

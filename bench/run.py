@@ -272,6 +272,9 @@ def main() -> None:
     parser.add_argument("--loki-url", help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same "
                         "corpus with the layouts (bench/loki_compare.py)")
     parser.add_argument("--loki-data", type=Path, help="that Loki's data directory, for bytes on disk")
+    parser.add_argument("--api-processes", type=int, default=1,
+                        help="with --layouts: API_PROCESSES of each layout's API (default %(default)s; the "
+                        "shipped deploy/kubernetes/api.yaml runs 2)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         help="with --layouts: the stack's Redis at this policy for the run (CONFIG SET, put back "
                         "after). Loki acknowledges a push once its WAL is written, not fsynced: everysec is that class")
@@ -283,7 +286,10 @@ def main() -> None:
         with redis_appendfsync(args.appendfsync):
             results = {"machine": machine(), "redis_appendfsync": args.appendfsync or "the stack's",
                        "layouts": compare_layouts(args)}
-        name = f"layouts-{args.appendfsync}.json" if args.appendfsync else "layouts.json"
+        results["api_processes"] = args.api_processes
+        parts = [part for part in (args.appendfsync, f"api{args.api_processes}" if args.api_processes > 1 else None)
+                 if part]
+        name = "-".join(["layouts", *parts]) + ".json"
         (ROOT / "bench" / "results" / name).write_text(json.dumps(results, indent=2))
         print_table(results)
         return
@@ -430,6 +436,12 @@ def api_pids(api: Proc) -> list[int]:
     return [int(child) for child in children] or [pid]
 
 
+def api_cpu_seconds(api: Proc) -> float:
+    """CPU time of the API: its process, and its forked children under the supervisor (API_PROCESSES > 1)."""
+    pids = {api.popen.pid, *api_pids(api)}
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def redis_cpu_seconds(redis) -> float:
     cpu = redis.info("cpu")
     return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
@@ -484,7 +496,7 @@ def compare_layouts(args) -> dict:
     others = {"loki": functools.partial(loki_figures, sys.modules[__name__], args.loki_url, args.loki_data)
               } if args.loki_url else {}
     out = layouts_comparison(sys.modules[__name__], quick=args.quick, rounds=args.rounds, api_port=args.api_port,
-                             node=node, others=others)
+                             node=node, others=others, api_processes=args.api_processes)
     if node is not None:  # what merging small blocks would win (bench/small_blocks.py)
         out["small_blocks"] = small_blocks(sys.modules[__name__], api_port=args.api_port, node=node)
     if loki := out.get("loki"):
