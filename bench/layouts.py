@@ -28,9 +28,9 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-from bench.workload import bodies
+from bench.workload import bodies, decoded_rows
 from common.queue import BatchQueue, connect_redis
-from common.records import BatchDecoder, LogRow
+from common.records import LogRow
 from common.schema import BLOCK_TABLE, LOG_TABLE
 from common.settings import LAYOUTS, Settings
 from common.store import CassandraStore
@@ -111,13 +111,12 @@ def warm_store(run_mod, *, min_seconds: float = 60, max_seconds: float = 300, wi
                         cassandra_consistency="ONE", cassandra_layout="blocks")
     store = CassandraStore(settings)
     store.connect()
-    decoder = BatchDecoder(settings.max_line_bytes)
     per_1k: list[float] = []
     started = time.monotonic()
     try:
         for round_ in itertools.count():
-            rows = [row for body in bodies(f"warm{round_ % 4}", 50, start_ns=1_773_400_000 * 10**9 + round_ * 10**12)
-                    for row in decoder.decode(body, "application/json").rows]
+            rows = decoded_rows(bodies(f"warm{round_ % 4}", 50, start_ns=1_773_400_000 * 10**9 + round_ * 10**12),
+                                settings.max_line_bytes)
             cpu = run_mod.store_cpu_seconds(False)
             for first in range(0, len(rows), 5_000):  # as a worker writes: a few batches at a time
                 store.write(rows[first:first + 5_000])
@@ -185,9 +184,7 @@ def one_layout(run_mod, layout: str, e2e_batches: int, api_port: int, node: Node
         if counted != lines:
             raise RuntimeError(f"{layout}: {counted:,} lines readable of {lines:,} pushed")
 
-        decoder = BatchDecoder(settings.max_line_bytes)
-        bare = [row for body in bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
-                for row in decoder.decode(body, "application/json").rows]
+        bare = decoded_rows(bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9), settings.max_line_bytes)
         started = time.perf_counter()
         for first in range(0, len(bare), 10_000):
             store.write(bare[first:first + 10_000])

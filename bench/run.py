@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.layouts import Node, layouts_comparison  # noqa: E402
 from bench.loki_compare import loki_figures  # noqa: E402
 from bench.small_blocks import small_blocks  # noqa: E402
-from bench.workload import batches, bodies, loki_json_body, loki_protobuf_body  # noqa: E402
+from bench.workload import batches, bodies, decoded_rows, loki_json_body, loki_protobuf_body  # noqa: E402
 from common.queue import BatchQueue, connect_redis  # noqa: E402
 from common.redis_keys import payload_key_prefix  # noqa: E402
-from common.records import BatchDecoder, LogRow  # noqa: E402
+from common.records import LogRow  # noqa: E402
 from common.settings import Settings, build_settings  # noqa: E402
 from tests.store_reads import stored_lines  # noqa: E402
 from common.store import CassandraStore  # noqa: E402
@@ -283,9 +283,11 @@ def main() -> None:
     args = parser.parse_args()
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
     if args.layouts:
-        with redis_appendfsync(args.appendfsync):
+        stack_redis = connect_redis(build_settings({}, {}))
+        with redis_appendfsync(stack_redis, args.appendfsync):
             results = {"machine": machine(), "redis_appendfsync": args.appendfsync or "the stack's",
                        "layouts": compare_layouts(args)}
+        stack_redis.close()
         results["api_processes"] = args.api_processes
         parts = [part for part in (args.appendfsync, f"api{args.api_processes}" if args.api_processes > 1 else None)
                  if part]
@@ -398,8 +400,7 @@ def main() -> None:
 
             # 3. the store's limit: the same rows straight into Cassandra
             payloads = bodies("bare", e2e_batches, start_ns=1_773_600_000 * 10**9)
-            decoder = BatchDecoder(settings.max_line_bytes)
-            rows = [row for body in payloads for row in decoder.decode(body, "application/json").rows]
+            rows = decoded_rows(payloads, settings.max_line_bytes)
             started, store_cpu = time.perf_counter(), store_cpu_seconds(args.cluster)
             for first in range(0, len(rows), 10_000):
                 store.write(rows[first:first + 10_000])
@@ -547,36 +548,29 @@ def loki_push_rates(port: int, api_pid: int, records: list[list[dict]], rounds: 
 
 
 @contextlib.contextmanager
-def redis_appendfsync(policy: str | None):
-    """The stack's Redis at `policy` for the block (None: as it is), its own policy put back after."""
+def redis_appendfsync(redis, policy: str | None):
+    """`redis` at `policy` for the block (None: as it is), its own policy put back after."""
     if policy is None:
         yield
         return
-    redis = connect_redis(build_settings({}, {}))
+    if redis.config_get("appendonly")["appendonly"] != "yes":
+        raise RuntimeError("the stack's Redis runs without AOF: appendfsync would measure nothing")
     original = redis.config_get("appendfsync")["appendfsync"]
-    log(f"Redis appendfsync {original} -> {policy} for this run")
     redis.config_set("appendfsync", policy)
     try:
         yield
     finally:
         redis.config_set("appendfsync", original)
-        redis.close()
 
 
 def fsync_policies(port: int, redis, payloads: list[bytes], rounds: int) -> dict:
     """The front end with Redis at `appendfsync always` and at `everysec`, alternated `rounds` times
     on the same Redis and API (CONFIG SET between rounds; the stack's own policy is put back)."""
-    original = redis.config_get("appendfsync")["appendfsync"]
-    if redis.config_get("appendonly")["appendonly"] != "yes":
-        raise RuntimeError("the stack's Redis runs without AOF: appendfsync would measure nothing")
     loads: dict[str, list[Load]] = {"everysec": [], "always": []}
-    try:
-        for _ in range(rounds):
-            for policy in loads:
-                redis.config_set("appendfsync", policy)
+    for _ in range(rounds):
+        for policy in loads:
+            with redis_appendfsync(redis, policy):
                 loads[policy].append(post_all(port, payloads, 1000, 4))
-    finally:
-        redis.config_set("appendfsync", original)
     return summarize_alternated(loads, "appendfsync")
 
 
@@ -628,13 +622,13 @@ def replica_waits(api_port: int, env: dict[str, str], payloads: list[bytes], rou
     return summarize_alternated(loads, "REDIS_WAIT_REPLICAS")
 
 
-def wait_until(condition, timeout: float, every: float = 0.05) -> None:
-    """Poll `condition` every `every` s: the end of an end-to-end run is known to that much."""
+def wait_until(condition, timeout: float) -> None:
+    """Poll `condition` every 0.05 s: the end of an end-to-end run is known to that much."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise RuntimeError("timed out")
-        time.sleep(every)
+        time.sleep(0.05)
 
 
 def count_rows(store: CassandraStore, namespace: str, payloads: list[bytes]) -> int:

@@ -10,6 +10,7 @@ import random
 import cramjam
 
 from common.proto.push_pb2 import PushRequest
+from common.records import BatchDecoder, LogRow
 from common.timestamps import format_rfc3339_ns, parse_rfc3339_ns
 
 ACCESS = '10.46.{a}.{b} - - [14/Mar/2026:12:00:{s:02d} +0000] "GET /api/v1/items/{n}?page={p} HTTP/1.1" {code} {size} "-" "Mozilla/5.0 (X11; Linux x86_64) kube-probe/1.29"\n'
@@ -64,6 +65,12 @@ def batches(namespace: str, count: int, size: int = 1000, pods: int = 4, start_n
 def bodies(namespace: str, count: int, size: int = 1000, pods: int = 4, start_ns: int = 1_773_489_600 * 10**9):
     """`count` distinct JSON bodies of `size` records (POST /write)."""
     return [json.dumps(records).encode() for records in batches(namespace, count, size, pods, start_ns)]
+
+
+def decoded_rows(payloads: list[bytes], max_line_bytes: int) -> list[LogRow]:
+    """POST /write bodies as the API decodes them: their rows, in order (to write them straight to a store)."""
+    decoder = BatchDecoder(max_line_bytes)
+    return [row for body in payloads for row in decoder.decode(body, "application/json").rows]
 
 
 def _loki_entry(record: dict) -> tuple[dict[str, str], int, str, dict[str, str]]:
