@@ -7,9 +7,19 @@
 
 # --- build: install the package and its dependencies into a virtualenv ---
 # Base images are pinned to exact versions (a floating tag would change what the same file builds).
+# The Rust toolchain that compiles common._native (native/): taken from the official image into the
+# build stage only; the runtime image gets the built module, not the compiler.
+FROM rust:1.95.0-slim-bookworm AS rust
 FROM python:3.11.14-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RUSTUP_HOME=/usr/local/rustup \
+    CARGO_HOME=/usr/local/cargo \
+    PATH=/usr/local/cargo/bin:$PATH
+COPY --from=rust /usr/local/rustup /usr/local/rustup
+COPY --from=rust /usr/local/cargo /usr/local/cargo
+# Rust links through the C compiler.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
@@ -24,8 +34,11 @@ COPY workers/ workers/
 COPY common/ common/
 COPY cli/ cli/
 COPY ui/ ui/
+# The crate, its versions locked (Cargo.lock; setuptools-rust passes --locked).
+COPY native/Cargo.toml native/Cargo.lock native/
+COPY native/src/ native/src/
 # cassandra-driver, msgspec and zstandard come as manylinux wheels (libev is bundled in the
-# cassandra-driver wheel), so neither a compiler nor apt packages are needed.
+# cassandra-driver wheel); setuptools-rust (locked) builds common._native with cargo.
 RUN pip install --no-deps --no-build-isolation . && pip check
 
 # --- runtime: the virtualenv on a clean slim base, run by an unprivileged user ---

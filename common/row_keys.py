@@ -44,6 +44,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 
 from common.container_lines import ContainerLines, group_rows
+from common.native import native
 from common.partitions import PartitionKey, bucket_of
 from common.records import LogRow
 from common.timestamps import NS_PER_SECOND
@@ -95,6 +96,15 @@ def line_ids(rows: Iterable[LogRow]) -> Iterator[int]:
 
 
 def content_hashes(streams: Sequence[str | None], logs: Sequence[str]) -> list[int]:
+    """content_hash of each (stream, log), in order: compiled (common._native) when built, else
+    python_content_hashes."""
+    compiled = native()
+    if compiled is not None:
+        return compiled.content_hashes(list(streams), list(logs))
+    return python_content_hashes(streams, logs)
+
+
+def python_content_hashes(streams: Sequence[str | None], logs: Sequence[str]) -> list[int]:
     """content_hash of each (stream, log), in order: each stream's prefix "<stream>\x00" is hashed
     once and its blake2b state copied per line, inline (a helper's call per line cost a third more):
     the same digests, 1.8 -> 0.8 ms per 1,000 lines."""

@@ -12,10 +12,16 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
+# The package builds common._native from native/ with cargo (Rust, by rustup), crates as Cargo.lock has them.
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null 2>&1; then
+  log "cargo not found: the package compiles common._native (native/) with Rust; install it with rustup"
+  exit 1
+fi
 # Exact versions and hashes from the lock (make lock refreshes it); nothing is resolved here.
-stamp=.venv/.installed-$(cat requirements-test.lock pyproject.toml | md5sum | cut -c1-12)
+stamp=.venv/.installed-$(cat requirements-test.lock pyproject.toml native/Cargo.toml native/Cargo.lock native/src/*.rs | md5sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  log "installing the locked dependencies (requirements-test.lock) and the package into .venv"
+  log "installing the locked dependencies (requirements-test.lock) and the package into .venv (cargo builds common._native)"
   .venv/bin/pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-test.lock
   .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
   .venv/bin/pip check

@@ -262,7 +262,17 @@ def test_dockerfile_copies_what_the_package_build_needs(dockerfile, pyproject):
         if keyword == "COPY" and not arguments.startswith("--from"):
             copied.update(part.rstrip("/") for part in arguments.split()[:-1])
     packages = {pattern.rstrip("*") for pattern in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert {"pyproject.toml", pyproject["project"]["readme"]} | packages <= copied
+    # The compiled extensions' crates (setuptools-rust), e.g. native/ for native/Cargo.toml.
+    crates = {str(Path(ext["path"]).parent / part) for ext in pyproject["tool"]["setuptools-rust"]["ext-modules"]
+              for part in ("Cargo.toml", "Cargo.lock", "src")}
+    assert {"pyproject.toml", pyproject["project"]["readme"]} | packages | crates <= copied
+
+
+def test_dockerfile_builds_the_compiled_extension_with_a_pinned_rust(dockerfile):
+    build_stage = dockerfile[:max(i for i, (keyword, _) in enumerate(dockerfile) if keyword == "FROM")]
+    rust_images = [args for keyword, args in build_stage if keyword in ("FROM", "COPY") and "rust:" in args]
+    assert rust_images and all(re.search(r"rust:\d+\.\d+\.\d+-slim", args) for args in rust_images)
+    assert any(keyword == "ENV" and "cargo/bin" in args for keyword, args in build_stage)
 
 
 # --- docker-compose.yml: secrets and networks ---
