@@ -40,6 +40,11 @@ HOSTS, CQL_PORT = ("127.0.0.1", "127.0.0.2", "127.0.0.3"), 9142
 KILLED_NODE = 2  # not 127.0.0.1, the first contact point (see the report on the driver's control connection)
 OUTAGE_SECONDS = 30
 HIGH_WATER_MARK = 40  # batches: reached about 3 s into a write outage at 16 batches/s
+# Scenario 1 is about Cassandra: a 503 there must come from the store side. On a shared disk, three
+# nodes restarting can stall Redis's fsync (appendfsync always) past the 1 s default socket timeout,
+# which the API rightly answers with 503 (once seen in CI: 4 POSTs in the same instant); a longer
+# timeout keeps that unrelated stall out of this scenario's verdict.
+ONE_NODE_ENV = {"REDIS_TIMEOUT_SECONDS": "5"}
 OUTAGE_ENV = {"QUEUE_HIGH_WATER_MARK": str(HIGH_WATER_MARK), "JOB_RETRY_INTERVALS": "0,0,0",
               "RETRY_AFTER_SECONDS": "1"}  # a worker spending retries on the outage would fail jobs at once
 
@@ -97,7 +102,8 @@ def test_one_node_killed_under_load_at_local_quorum_loses_nothing_and_queries_ke
         cluster_settings, tmp_path):
     settings = cluster_settings
     queries = {"answered": 0, "failed": 0}
-    with service_under_load(settings, tmp_path, warm_up_batches=20, give_up_after=OUTAGE_SECONDS + 240) as load:
+    with service_under_load(settings, tmp_path, warm_up_batches=20, give_up_after=OUTAGE_SECONDS + 240,
+                            **ONE_NODE_ENV) as load:
         store, queue, senders, ledger, namespace = load.store, load.queue, load.senders, load.ledger, load.namespace
         acknowledged_before = len(ledger.acknowledged)
         killed_at = kill_nodes(KILLED_NODE)
