@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/profile.py [--seconds 20] [--part api|worker|both] [--gil]
 
+PROFILE_BATCHES=N queues N batches for the worker (default 400, drained in ~3 s: more keeps it busy
+through a longer sample); PROFILE_NATIVE=1 samples native frames too (zstd, the driver's Cython,
+the collector), idle waits included: leave out stacks ending in futex/poll/select when reading.
 Needs Redis and Cassandra from `make up` and py-spy (`.venv/bin/pip install py-spy`). Starts its own
 API / worker on spare ports with a queue and keyspace of its own (dropped afterwards), records raw
 (collapsed) stacks to bench/results/profile-*.txt and prints the top frames, inclusive and self.
@@ -38,6 +41,8 @@ def record(pid: int, seconds: float, output: Path, gil: bool) -> subprocess.Pope
             "-o", str(output)]
     if gil:
         args.append("--gil")
+    if os.environ.get("PROFILE_NATIVE"):
+        args.append("--native")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -83,7 +88,7 @@ def profile_worker(settings: Settings, env: dict, seconds: float, gil: bool) -> 
     queue = BatchQueue(connect_redis(settings), settings)
     decoder = BatchDecoder(settings.max_line_bytes)
     batches = 0
-    for body in bodies("profile-e2e", 400, start_ns=1_773_700_000 * 10**9):
+    for body in bodies("profile-e2e", int(os.environ.get("PROFILE_BATCHES", "400")), start_ns=1_773_700_000 * 10**9):
         queue.enqueue(decoder.decode(body, "application/json").rows)
         batches += 1
     worker = start("profile-worker", [*CLI, "worker"], env)

@@ -40,6 +40,7 @@ from rq.job import Job
 from rq.utils import as_text, current_timestamp
 from rq.worker import SimpleWorker
 
+from common.gc_tuning import tune_for_service
 from common.metrics import WorkerMetrics
 from common.parent_death import signal_when_parent_dies
 from common.queue import BatchJob, BatchQueue, RefusedJob, connect_redis, describe_redis_error
@@ -392,6 +393,7 @@ def run_worker(settings: Settings) -> None:
     _tie_forked_children_to(metrics_server)
     store = CassandraStore(settings)
     check_store(store)
+    tune_for_service()
     try:
         worker = _work_until_stopped(settings, store, metrics)
     finally:
