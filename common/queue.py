@@ -146,6 +146,24 @@ def decode_payload(data: bytes) -> QueuedBatch:
     return QueuedBatch(payload.enqueued_at_ns, QueuedLines(containers))
 
 
+def decoded_size(data: bytes) -> int:
+    """A queued payload's size once decompressed, from its zstd frame header (encode_payload
+    writes it; a frame without it counts as its compressed size times the worst usual ratio)."""
+    size = zstandard.frame_content_size(data)
+    return size if size >= 0 else len(data) * 16
+
+
+def _within_bytes(payloads: Sequence[bytes | None], max_bytes: int) -> list[bytes | None]:
+    """The leading payloads whose decoded sizes sum to at most max_bytes, the first always (a
+    payload already gone counts as nothing)."""
+    total = 0
+    for index, data in enumerate(payloads):
+        total += 0 if data is None else decoded_size(data)
+        if index and total > max_bytes:
+            return list(payloads[:index])
+    return list(payloads)
+
+
 def connect_redis(settings: Settings) -> redis.Redis:
     """A client whose every call is bounded by the configured timeout (no silent retries). With
     REDIS_SENTINELS, a client of the primary the Sentinels name: after a failover its next
@@ -291,14 +309,18 @@ class BatchQueue:
 
     # --- several batches per write (WORKER_BATCHES_PER_WRITE) ---
 
-    def claim_queued(self, owner_id: str, count: int) -> list[ClaimedBatch]:
+    def claim_queued(self, owner_id: str, count: int, max_bytes: int | None = None) -> list[ClaimedBatch]:
         """Take up to `count` jobs waiting at the head of the queue, for the running job `owner_id`
         to write with its own batch; only jobs already waiting, never waiting for more.
 
         They move (LMOVE, in one MULTI/EXEC that also sets the list's TTL) from RQ's queue to the
         owner's claim list, which counts as tracked (requeue_orphans) while its worker beats
         (refresh_claim). A job check_job would refuse is put back at the head of the queue for RQ
-        to run, that is to refuse: claiming never bypasses the check."""
+        to run, that is to refuse: claiming never bypasses the check.
+
+        With `max_bytes`, the claimed payloads hold at most that many bytes decoded (their zstd
+        frames say so before decoding: what bounds a write's memory), except that the first is
+        always taken; the jobs past it go back to the queue's head, in their order."""
         if count <= 0:
             return []
         key = self._claim_prefix + owner_id
@@ -321,6 +343,11 @@ class BatchQueue:
         if refused:
             self._unclaim(owner_id, refused)
         payloads = self._redis.mget([self._payload_prefix + job_id for job_id in accepted]) if accepted else []
+        if max_bytes is not None:
+            taken = len(_within_bytes(payloads, max_bytes))
+            if taken < len(accepted):
+                self._unclaim(owner_id, accepted[taken:])
+                accepted, payloads = accepted[:taken], payloads[:taken]
         return [ClaimedBatch(job_id, None if data is None else decode_payload(data))
                 for job_id, data in zip(accepted, payloads)]
 

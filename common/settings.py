@@ -93,7 +93,8 @@ class Settings:
     # Worker
     worker_metrics_port: int = 9100
     worker_burst: bool = False
-    worker_batches_per_write: int = 8
+    worker_batches_per_write: int = 16
+    worker_write_max_bytes: int = 32 * 1024 * 1024
     worker_batches_per_job: int = 64
     block_merge_after_seconds: int = 300
     job_timeout_seconds: int = 120
@@ -389,6 +390,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("worker_batches_per_write", "--batches-per-write", "WORKER_BATCHES_PER_WRITE", _int(1, 64),
            "a job's batch and up to this many - 1 batches already queued behind it, written together "
            "(bigger blocks, fewer round trips); 1: one batch per write", "worker"),
+    Option("worker_write_max_bytes", "--write-max-bytes", "WORKER_WRITE_MAX_BYTES", _int(1024),
+           "the batches a job claims to write with its own hold at most this many bytes in their queued "
+           "form, decoded (the first is always taken): bounds a write's memory", "worker"),
     Option("worker_batches_per_job", "--batches-per-job", "WORKER_BATCHES_PER_JOB", _int(1, 4096),
            "after its own write, a job goes on writing the batches already queued (WORKER_BATCHES_PER_WRITE "
            "at a time) until none waits or it has written this many, within half the job timeout; 1: only "

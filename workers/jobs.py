@@ -31,6 +31,9 @@ class JobContext:
     # The job's own batch and up to this many - 1 others already waiting, in one store.write
     # (WORKER_BATCHES_PER_WRITE): fewer, bigger blocks, and RQ's per-job round trips shared.
     batches_per_write: int = 1
+    # ... and those others hold at most this many bytes decoded (WORKER_WRITE_MAX_BYTES): a write's
+    # memory stays bounded whatever the batches' sizes.
+    write_max_bytes: int | None = None
     # After its own write, a job goes on writing the batches already waiting, batches_per_write at
     # a time, until none waits or it has written this many (WORKER_BATCHES_PER_JOB): RQ's per-job
     # cost (its Redis round trips, ~half a small job's CPU) is shared by every batch written.
@@ -73,7 +76,7 @@ def _write_own(context: JobContext, payload_key: str) -> tuple[int, int]:
         log.info("event=write_batch_skipped reason=payload_gone key=%s", payload_key)
         return 0, 0
     owner = queue.job_id_of(payload_key)
-    claimed = queue.claim_queued(owner, context.batches_per_write - 1)
+    claimed = queue.claim_queued(owner, context.batches_per_write - 1, context.write_max_bytes)
     started = time.perf_counter()
     try:
         batches, partitions, together = _write(context, batch, claimed)
@@ -95,7 +98,8 @@ def _write_waiting(context: JobContext, owner: str, written: int, started: float
     queue, lines = context.queue, 0
     while (written < context.batches_per_job and time.monotonic() - started < context.job_seconds
            and not context.stopping.is_set()):
-        claimed = queue.claim_queued(owner, min(context.batches_per_write, context.batches_per_job - written))
+        claimed = queue.claim_queued(owner, min(context.batches_per_write, context.batches_per_job - written),
+                                     context.write_max_bytes)
         if not claimed:
             return lines
         batches = [c.batch for c in claimed if c.batch is not None]

@@ -354,6 +354,7 @@ def build_worker(settings: Settings, connection: redis.Redis, store: LogStore,
     merging = settings.cassandra_layout == "blocks" and settings.block_merge_after_seconds > 0
     context = JobContext(queue=queue, store=store, metrics=metrics,
                          batches_per_write=settings.worker_batches_per_write,
+                         write_max_bytes=settings.worker_write_max_bytes,
                          batches_per_job=settings.worker_batches_per_job,
                          job_seconds=settings.job_timeout_seconds / 2,
                          merge_candidates=MergeCandidates(connection, settings.queue_name) if merging else None,

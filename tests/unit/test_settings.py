@@ -59,6 +59,7 @@ BAD_VALUES = {
     "cassandra_write_concurrency": "0",
     "worker_metrics_port": "-1",
     "worker_batches_per_write": "0",
+    "worker_write_max_bytes": "512",
     "worker_batches_per_job": "0",
     "block_merge_after_seconds": "-1",
     "worker_burst": "perhaps",

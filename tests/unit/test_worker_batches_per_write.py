@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from common.queue import CLAIM_TTL_SECONDS, PAYLOAD_KEY_PREFIX
+from common.queue import CLAIM_TTL_SECONDS, PAYLOAD_KEY_PREFIX, decoded_size
 from common.redis_keys import CLAIM_KEY_PREFIX
 from common.records import LogRow
 from common.store import StoreUnavailable
@@ -141,6 +141,42 @@ def test_a_claimed_batch_already_written_is_finished_without_being_written_again
     assert store.writes == [3]
     assert redis.keys("rq:job:*") == [] and queue.status().queued == 0
 
+
+
+# --- WORKER_WRITE_MAX_BYTES: what a write claims is bounded in bytes too ---
+
+def queued_size(queue, job_id: str) -> int:
+    return decoded_size(queue._redis.get(f"{PAYLOAD_KEY_PREFIX}{queue.rq_queue.name}:{job_id}"))
+
+
+def test_a_claim_stops_at_the_byte_bound_and_leaves_the_rest_queued_in_order():
+    queue, _, _ = setup(RecordingStore())
+    ids = [queue.enqueue(batch(n, size=50)) for n in range(5)]
+    two = queued_size(queue, ids[0]) + queued_size(queue, ids[1])
+    claimed = queue.claim_queued("owner-job", 5, max_bytes=two)
+    assert [c.job_id for c in claimed] == ids[:2]
+    assert queue.rq_queue.get_job_ids() == ids[2:]
+
+
+def test_a_claim_takes_its_first_batch_even_when_it_alone_is_over_the_byte_bound():
+    queue, _, _ = setup(RecordingStore())
+    ids = [queue.enqueue(batch(n, size=50)) for n in range(2)]
+    claimed = queue.claim_queued("owner-job", 2, max_bytes=1)
+    assert [c.job_id for c in claimed] == ids[:1] and claimed[0].batch.rows == batch(0, size=50)
+    assert queue.rq_queue.get_job_ids() == ids[1:]
+
+
+def test_writes_bounded_in_bytes_still_write_every_batch_once():
+    probe, _, _ = setup(RecordingStore())
+    two_batches = 2 * queued_size(probe, probe.enqueue(batch(0, size=50)))
+    store = CountingStore()
+    queue, worker, redis = setup(store, worker_batches_per_write=8, worker_write_max_bytes=two_batches)
+    for n in range(5):
+        queue.enqueue(batch(n, size=50))
+    drain(worker)
+    assert store.writes == [150, 100]  # the job's own and 2 claimed, then the 2 left
+    assert logs(store.written) == logs([row for n in range(5) for row in batch(n, size=50)])
+    assert redis.keys(PAYLOAD_KEY_PREFIX + "*") == [] and queue.status().queued == 0
 
 # --- WORKER_BATCHES_PER_JOB: a job goes on writing the batches that wait ---
 
