@@ -50,6 +50,8 @@ test-integration: up
 test-faults: up
 	.venv/bin/pytest -v -s -m faults
 
+# make bench LOKI_URL=http://127.0.0.1:3100 LOKI_DATA=<its data dir>: a running Loki (built from source, README
+# "Measured performance") measured in the same run, on the same corpus.
 bench: up
 	.venv/bin/python bench/run.py
 

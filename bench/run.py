@@ -269,12 +269,14 @@ def main() -> None:
                         help="the node's jars, for nodetool (scripts/cassandra.sh's; default %(default)s)")
     parser.add_argument("--cassandra-data", type=Path, default=ROOT / ".run" / "cassandra" / "data",
                         help="the node's data directory, for bytes on disk (default %(default)s)")
-    parser.add_argument("--loki-url", help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same "
-                        "corpus with the layouts (bench/loki_compare.py)")
-    parser.add_argument("--loki-data", type=Path, help="that Loki's data directory, for bytes on disk")
-    parser.add_argument("--api-processes", type=int, default=1,
-                        help="with --layouts: API_PROCESSES of each layout's API (default %(default)s; the "
-                        "shipped deploy/kubernetes/api.yaml runs 2)")
+    parser.add_argument("--loki-url", default=os.environ.get("LOKI_URL") or None,
+                        help="a running Loki (e.g. http://127.0.0.1:3100) to measure on the same corpus with the "
+                        "layouts (bench/loki_compare.py); default $LOKI_URL (make bench LOKI_URL=... LOKI_DATA=...)")
+    parser.add_argument("--loki-data", type=Path, default=os.environ.get("LOKI_DATA") or None,
+                        help="that Loki's data directory, for bytes on disk; default $LOKI_DATA")
+    parser.add_argument("--api-processes", type=int, default=2,
+                        help="with --layouts: API_PROCESSES of each layout's API (default %(default)s, as the "
+                        "shipped deploy/kubernetes/api.yaml runs it; Loki's single binary uses every core too)")
     parser.add_argument("--appendfsync", choices=("always", "everysec"),
                         help="with --layouts: the stack's Redis at this policy for the run (CONFIG SET, put back "
                         "after). Loki acknowledges a push once its WAL is written, not fsynced: everysec is that class")
