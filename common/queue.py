@@ -153,15 +153,15 @@ def decoded_size(data: bytes) -> int:
     return size if size >= 0 else len(data) * 16
 
 
-def _within_bytes(payloads: Sequence[bytes | None], max_bytes: int) -> list[bytes | None]:
-    """The leading payloads whose decoded sizes sum to at most max_bytes, the first always (a
-    payload already gone counts as nothing)."""
+def _count_within_bytes(payloads: Sequence[bytes | None], max_bytes: int) -> int:
+    """How many leading payloads have decoded sizes summing to at most max_bytes, the first always
+    (a payload already gone counts as nothing)."""
     total = 0
     for index, data in enumerate(payloads):
         total += 0 if data is None else decoded_size(data)
         if index and total > max_bytes:
-            return list(payloads[:index])
-    return list(payloads)
+            return index
+    return len(payloads)
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
@@ -331,7 +331,7 @@ class BatchQueue:
             moved = [as_text(job_id) for job_id in pipe.execute()[:-1] if job_id is not None]
         if not moved:
             return []
-        accepted, refused = [], []
+        accepted = []
         for job_id, job in zip(moved, BatchJob.fetch_many(moved, self._redis, serializer=JOB_SERIALIZER)):
             try:
                 if job is None:
@@ -339,15 +339,14 @@ class BatchQueue:
                 self.check_job(job)
                 accepted.append(job_id)
             except RefusedJob:
-                refused.append(job_id)
-        if refused:
-            self._unclaim(owner_id, refused)
+                pass
         payloads = self._redis.mget([self._payload_prefix + job_id for job_id in accepted]) if accepted else []
         if max_bytes is not None:
-            taken = len(_within_bytes(payloads, max_bytes))
-            if taken < len(accepted):
-                self._unclaim(owner_id, accepted[taken:])
-                accepted, payloads = accepted[:taken], payloads[:taken]
+            taken = _count_within_bytes(payloads, max_bytes)
+            accepted, payloads = accepted[:taken], payloads[:taken]
+        kept = set(accepted)
+        if len(kept) < len(moved):  # refused, or past the byte bound: back in the order they were queued
+            self._unclaim(owner_id, [job_id for job_id in moved if job_id not in kept])
         return [ClaimedBatch(job_id, None if data is None else decode_payload(data))
                 for job_id, data in zip(accepted, payloads)]
 

@@ -142,7 +142,6 @@ def test_a_claimed_batch_already_written_is_finished_without_being_written_again
     assert redis.keys("rq:job:*") == [] and queue.status().queued == 0
 
 
-
 # --- WORKER_WRITE_MAX_BYTES: what a write claims is bounded in bytes too ---
 
 def queued_size(queue, job_id: str) -> int:
@@ -177,6 +176,16 @@ def test_writes_bounded_in_bytes_still_write_every_batch_once():
     assert store.writes == [150, 100]  # the job's own and 2 claimed, then the 2 left
     assert logs(store.written) == logs([row for n in range(5) for row in batch(n, size=50)])
     assert redis.keys(PAYLOAD_KEY_PREFIX + "*") == [] and queue.status().queued == 0
+
+def test_a_refused_job_and_jobs_past_the_byte_bound_go_back_in_the_order_they_were_queued():
+    queue, _, redis = setup(RecordingStore())
+    first = queue.enqueue(batch(0, size=50))
+    foreign = enqueue_pickled(redis, queue.rq_queue.name, MARKER, ("rm -rf /",))
+    rest = [queue.enqueue(batch(n, size=50)) for n in range(2, 4)]
+    claimed = queue.claim_queued("owner-job", 4, max_bytes=1)
+    assert [c.job_id for c in claimed] == [first]
+    assert queue.rq_queue.get_job_ids() == [foreign, *rest]
+
 
 # --- WORKER_BATCHES_PER_JOB: a job goes on writing the batches that wait ---
 
