@@ -34,6 +34,7 @@ import zstandard
 
 from common.container_lines import ContainerLines, Meta
 from common.log_store import Bound, LogLine
+from common.native import native
 from common.timestamps import NS_PER_SECOND
 
 BLOCK_MAX_LINES = 4096
@@ -100,6 +101,34 @@ class PartitionLines:
         """The distinct (stream, sorted label items) of these lines (the series index's entries)."""
         labels_of = [() if meta[3] is None else tuple(sorted(meta[3].items())) for meta in self.metas]
         return {(stream, labels_of[m]) for stream, m in set(zip(self.streams, self.meta_of))}
+
+
+class PartitionBlocks(NamedTuple):
+    """A write's blocks of one partition, with what else the store needs of its lines."""
+
+    key: tuple  # (namespace, pod_name, container_name, bucket)
+    line_count: int
+    blocks: list[Block]
+    series: list[tuple[str | None, tuple]]  # each distinct (stream, sorted label items)
+
+
+def partition_blocks(containers: Sequence[tuple[ContainerLines, list[int]]], bucket_seconds: int) -> list[PartitionBlocks]:
+    """Containers' lines (with their line ids) as blocks, per partition, in the order partitions
+    are first named: compiled (common._native) when built, else python_partition_blocks, which is
+    the rule; the compiled one leaves the compression to this module, as encode_block does it."""
+    compiled = native()
+    if compiled is None:
+        return python_partition_blocks(containers, bucket_seconds)
+    compress = _codec.compressor.compress
+    return [PartitionBlocks(key, line_count, [Block(*head, compress(data)) for *head, data in cut], series)
+            for key, line_count, cut, series in compiled.partition_blocks(
+                list(containers), bucket_seconds, BLOCK_MAX_LINES, BLOCK_MAX_TEXT_BYTES, BLOCK_SPAN_NS)]
+
+
+def python_partition_blocks(containers: Iterable[tuple[ContainerLines, list[int]]],
+                            bucket_seconds: int) -> list[PartitionBlocks]:
+    return [PartitionBlocks(key, len(lines.ts), cut_blocks(lines), list(lines.series()))
+            for key, lines in group_by_partition(containers, bucket_seconds).items()]
 
 
 def group_by_partition(containers: Iterable[tuple[ContainerLines, list[int]]],

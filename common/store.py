@@ -303,14 +303,14 @@ class CassandraStore:
 
     def _write_blocks(self, session: Session, containers: list[tuple[ContainerLines, list[int]]]) -> dict[PartitionKey, int]:
         """The `blocks` layout: one INSERT per block (common.blocks) of each partition's lines."""
-        groups = blocks.group_by_partition(containers, self._settings.cassandra_bucket_seconds)
-        series = [(*key, stream or "", labels) for key, lines in groups.items() for stream, labels in lines.series()]
+        partitions = blocks.partition_blocks(containers, self._settings.cassandra_bucket_seconds)
+        series = [(*part.key, stream or "", labels) for part in partitions for stream, labels in part.series]
         index_entries = self._not_recently_indexed(series)
-        requests = [self._block_insert(key, block) for key, lines in groups.items() for block in blocks.cut_blocks(lines)]
+        requests = [self._block_insert(part.key, block) for part in partitions for block in part.blocks]
         requests += self._index_requests(index_entries)
         self._send(session, requests)
         self._remember_indexed(index_entries)
-        return {partition: len(lines.ts) for partition, lines in groups.items()}
+        return {part.key: part.line_count for part in partitions}
 
     def merge_small_blocks(self, partition: PartitionKey, written_before_us: int) -> block_merge.MergeOutcome:
         """Merge the partition's small blocks written before the cut-off (microseconds since the

@@ -1,15 +1,18 @@
-//! `common._native`: two of the ingest path's per-record loops, compiled.
+//! `common._native`: the ingest path's per-record loops, compiled.
 //!
 //! - `decode_json_batch`: a fluent-bit `Format json` body (a JSON array of records) straight into
 //!   the columns the batch is queued in, one tuple per container (common.container_lines).
 //! - `content_hashes`: the 47-bit blake2b content hash of each line's stream and text
 //!   (common.row_keys).
+//! - `partition_blocks` (blocks.rs): a write's lines cut into blocks, per partition (common.blocks).
 //!
 //! Python keeps the reference implementation of every rule. `decode_json_batch` takes only bodies
 //! whose every record is valid and in the shape fluent-bit and container runtimes write (UTC times
 //! like 2026-03-14T12:00:00.123456789Z or a numeric `date`, no offsets, no line over the size
 //! bound); for anything else it answers None and the Python decoder decides, with its own error
 //! messages. Its results are checked against the Python decoder's (tests/unit/test_native.py).
+
+mod blocks;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -395,5 +398,6 @@ fn content_hashes<'py>(py: Python<'py>, streams: &Bound<'py, PyList>, logs: &Bou
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(decode_json_batch, module)?)?;
     module.add_function(wrap_pyfunction!(content_hashes, module)?)?;
+    module.add_function(wrap_pyfunction!(blocks::partition_blocks, module)?)?;
     Ok(())
 }
