@@ -121,8 +121,11 @@ fn raw_container<'py>(py: Python<'py>, lines: &Bound<'py, PyAny>, ids: Bound<'py
     let meta_of: Vec<usize> = lines.getattr(intern!(py, "meta_of"))?.extract()?;
     let ids: Vec<i64> = ids.extract()?;
     let count = ts.len();
+    if count == 0 {
+        return Err(PyValueError::new_err("a container without lines"));
+    }
     if logs.len() != count || streams.len() != count || meta_of.len() != count || ids.len() != count
-        || meta_of.iter().any(|&m| m >= metas.len()) || count == 0 {
+        || meta_of.iter().any(|&m| m >= metas.len()) {
         return Err(PyValueError::new_err("a container's columns differ in length, or name a metadata value it lacks"));
     }
     Ok(RawContainer { names, metas, ts, logs, chars, streams, meta_of, ids })

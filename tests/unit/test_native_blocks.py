@@ -108,6 +108,14 @@ def test_columns_that_disagree_in_length_are_refused(compiled):
         compiled.partition_blocks([(lines, [1, 2])], DAY, 10, 10, blocks.BLOCK_SPAN_NS)
 
 
+def test_a_container_without_lines_is_refused_as_python_refuses_it(compiled):
+    empty = ContainerLines("ns", "pod", "app", [], [], [], [], [])
+    with pytest.raises(ValueError, match="without lines"):
+        compiled.partition_blocks([(empty, [])], DAY, 10, 10, blocks.BLOCK_SPAN_NS)
+    with pytest.raises(ValueError):
+        blocks.python_partition_blocks([(empty, [])], DAY)
+
+
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 label_items = st.lists(st.tuples(st.sampled_from(["app", "tier", "ü"]), st.sampled_from(["web", "db", ""])),
                        max_size=3, unique_by=lambda item: item[0])
