@@ -15,6 +15,10 @@ is stored as `<name>_extracted` (LogQL's rule for an extracted label that meets 
 
 As in Loki, a bad entry costs only itself and a bad stream only its entries: the valid ones are
 returned as rows, the others counted and described (`loki_rejection_message`).
+
+A JSON body whose every stream and entry is plain is decoded by common._native
+(`decode_loki_json`) straight into the columns it is queued in; anything else, and every
+protobuf body, by the Python below, which stays the rule (tests/unit/test_native_loki.py).
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import cramjam
 import msgspec
 from google.protobuf.message import DecodeError
 
+from common.container_lines import ContainerLines, QueuedLines
 from common.loki_labels import LokiLabelNames
+from common.native import native
 from common.proto.push_pb2 import PushRequest
 from common.records import (
     MAX_NAME_CHARACTERS,
@@ -130,7 +136,12 @@ class LokiPushDecoder:
         max_line_bytes: int,
         max_decompressed_bytes: int,
         label_names: LokiLabelNames = LokiLabelNames(),
+        *,
+        compiled: bool = True,
     ):
+        # The compiled fast path (common._native) for JSON bodies whose every stream and entry is
+        # plain; it declines (None) anything else, which _decode_json then decides.
+        self._compiled = native() if compiled else None
         self._max_line_bytes = max_line_bytes
         self._max_decompressed_bytes = max_decompressed_bytes
         self._names = label_names
@@ -237,6 +248,12 @@ class LokiPushDecoder:
     # --- JSON ---
 
     def _decode_json(self, body: bytes) -> DecodedBatch:
+        if self._compiled is not None:
+            names = self._names
+            containers = self._compiled.decode_loki_json(
+                body, [names.namespace, names.pod, names.container, names.stream], self._max_line_bytes)
+            if containers is not None:
+                return DecodedBatch(QueuedLines([ContainerLines(*c) for c in containers]), [], 0)
         try:
             streams = [(stream.stream, stream.values) for stream in self._push.decode(body).streams]
         except (msgspec.DecodeError, RecursionError):

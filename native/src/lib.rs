@@ -5,6 +5,7 @@
 //! - `content_hashes`: the 47-bit blake2b content hash of each line's stream and text
 //!   (common.row_keys).
 //! - `partition_blocks` (blocks.rs): a write's lines cut into blocks, per partition (common.blocks).
+//! - `decode_loki_json` (loki.rs): a Loki JSON push body into the same columns (common.loki_push).
 //!
 //! Python keeps the reference implementation of every rule. `decode_json_batch` takes only bodies
 //! whose every record is valid and in the shape fluent-bit and container runtimes write (UTC times
@@ -13,6 +14,7 @@
 //! messages. Its results are checked against the Python decoder's (tests/unit/test_native.py).
 
 mod blocks;
+mod loki;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -72,11 +74,11 @@ struct Kubernetes<'a> {
 }
 
 #[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+pub(crate) struct Text<'a>(#[serde(borrow)] pub(crate) Cow<'a, str>);
 
 /// A labels object in its order; a key given twice is refused (Python keeps the first place and
 /// the last value: left to the Python decoder).
-struct Labels<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+pub(crate) struct Labels<'a>(pub(crate) Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -103,7 +105,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
 
 /// Whether every surrogate escape (\uD800-\uDFFF) in a JSON text is half of a pair. serde_json
 /// lets a lone one through in a value it skips; the Python decoder refuses the body for it.
-fn surrogates_paired(body: &[u8]) -> bool {
+pub(crate) fn surrogates_paired(body: &[u8]) -> bool {
     fn escape_at(body: &[u8], at: usize) -> Option<u32> {
         let hex = body.get(at + 2..at + 6)?;
         (body[at + 1] == b'u').then(|| u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())?
@@ -134,7 +136,7 @@ struct Container {
     lines: Vec<(usize, i64, usize)>,
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     // Python's rule is 1 to 253 characters, not str.isspace(); a name with a visible ASCII
     // character is never blank. Other names are left to the Python decoder.
     name.bytes().any(|b| b.is_ascii_graphic()) && name.chars().count() <= MAX_NAME_CHARACTERS
@@ -399,5 +401,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(decode_json_batch, module)?)?;
     module.add_function(wrap_pyfunction!(content_hashes, module)?)?;
     module.add_function(wrap_pyfunction!(blocks::partition_blocks, module)?)?;
+    module.add_function(wrap_pyfunction!(loki::decode_loki_json, module)?)?;
     Ok(())
 }
