@@ -93,6 +93,12 @@ def kill_nodes(*nodes: int) -> float:
 
 def reconcile_and_drop(ledger: Ledger, store: CassandraStore, namespace: str, keyspace: str):
     result = ledger.reconcile(store, namespace)  # at LOCAL_QUORUM, with all three nodes up
+    if result.missing:
+        # Diagnostics only (the test still fails on the first result): a missing line that a later
+        # read finds is a read artifact of the restart; one that stays missing was never stored.
+        time.sleep(10)
+        print(f"[cluster test] lines missing; the same reconciliation 10 s later: {ledger.reconcile(store, namespace)}",
+              flush=True)
     store.connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
     store.close()
     return result
