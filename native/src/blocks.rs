@@ -15,6 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use pyo3::intern;
 
+use crate::same_items;
+
 const NS_PER_SECOND: i64 = 1_000_000_000;
 const FORMAT_VERSION: u64 = 1;
 
@@ -44,12 +46,7 @@ struct Meta<'a> {
 impl Meta<'_> {
     /// Python's equality of two metadata tuples: the labels compared as dicts (in any order).
     fn same(&self, other: &Meta) -> bool {
-        self.texts == other.texts
-            && match (&self.labels, &other.labels) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.len() == b.len() && a.iter().all(|item| b.contains(item)),
-                _ => false,
-            }
+        self.texts == other.texts && same_items(self.labels.as_deref(), other.labels.as_deref())
     }
 
     /// tuple(sorted(labels.items())), () without labels: the series index's form.

@@ -237,14 +237,18 @@ fn date_ns(raw: &RawValue) -> Option<i64> {
     in_range(i128::from(value) * NS_PER_SECOND)
 }
 
-fn same_labels(a: &Option<Labels>, b: &Option<Labels>) -> bool {
+/// Python's equality of two label dicts (None, or the same items in any order): the one rule by
+/// which every fast path here tells metadata values apart.
+pub(crate) fn same_items<T: PartialEq>(a: Option<&[T]>, b: Option<&[T]>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(Labels(a)), Some(Labels(b))) => {
-            a.len() == b.len() && a.iter().all(|(key, value)| b.iter().any(|(k, v)| k == key && v == value))
-        }
+        (Some(a), Some(b)) => a.len() == b.len() && a.iter().all(|item| b.contains(item)),
         _ => false,
     }
+}
+
+fn same_labels(a: &Option<Labels>, b: &Option<Labels>) -> bool {
+    same_items(a.as_ref().map(|Labels(items)| items.as_slice()), b.as_ref().map(|Labels(items)| items.as_slice()))
 }
 
 fn same_meta(a: &Kubernetes, b: &Kubernetes) -> bool {

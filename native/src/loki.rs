@@ -9,6 +9,7 @@
 //! Python decoder decides, with its own messages. tests/unit/test_native_loki.py checks both agree.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -17,7 +18,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::{surrogates_paired, valid_name, Labels, Text};
+use crate::{same_items, surrogates_paired, valid_name, Labels, Text};
 
 #[derive(Deserialize)]
 struct Push<'a> {
@@ -79,15 +80,6 @@ fn epoch_ns(text: &str) -> Option<i64> {
 
 type Items<'b> = Vec<(&'b str, &'b str)>;
 
-/// Python's equality of two label dicts: the same items, in any order.
-fn same_items(a: &Option<Items>, b: &Option<Items>) -> bool {
-    match (a, b) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.len() == b.len() && a.iter().all(|item| b.contains(item)),
-        _ => false,
-    }
-}
-
 struct Container<'b> {
     names: [&'b str; 3],
     metas: Vec<Option<Items<'b>>>,
@@ -99,7 +91,7 @@ struct Container<'b> {
 
 impl<'b> Container<'b> {
     fn meta_index(&mut self, labels: Option<Items<'b>>) -> usize {
-        match self.metas.iter().position(|meta| same_items(meta, &labels)) {
+        match self.metas.iter().position(|meta| same_items(meta.as_deref(), labels.as_deref())) {
             Some(index) => index,
             None => {
                 self.metas.push(labels);
@@ -112,6 +104,7 @@ impl<'b> Container<'b> {
 fn group<'b>(push: &'b Push, names: &[String; 4], max_line_bytes: usize) -> Option<Vec<Container<'b>>> {
     let [namespace_label, pod_label, container_label, stream_label] = names;
     let mut containers: Vec<Container<'b>> = Vec::new();
+    let mut container_of: HashMap<[&'b str; 3], usize> = HashMap::new();
     for stream in &push.streams {
         let labels = &stream.stream.0;
         if !labels.iter().all(|(name, _)| label_name(name)) {
@@ -130,14 +123,12 @@ fn group<'b>(push: &'b Push, names: &[String; 4], max_line_bytes: usize) -> Opti
         if stream.values.is_empty() {
             continue; // a container is placed by its first line, as the Python decoder's rows are grouped
         }
-        let at = match containers.iter().position(|c| c.names == [namespace, pod, container]) {
-            Some(at) => at,
-            None => {
-                containers.push(Container { names: [namespace, pod, container], metas: Vec::new(), ts: Vec::new(),
-                                            logs: Vec::new(), streams: Vec::new(), meta_of: Vec::new() });
-                containers.len() - 1
-            }
-        };
+        let names = [namespace, pod, container];
+        let at = *container_of.entry(names).or_insert_with(|| {
+            containers.push(Container { names, metas: Vec::new(), ts: Vec::new(), logs: Vec::new(),
+                                        streams: Vec::new(), meta_of: Vec::new() });
+            containers.len() - 1
+        });
         let lines = &mut containers[at];
         let mut base_meta = None;
         for entry in &stream.values {
